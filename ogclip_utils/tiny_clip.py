@@ -1,0 +1,331 @@
+"""Train and evaluate ``tiny-shapes``, the project's own CLIP for the offline shapes world.
+
+``python -m ogclip_utils train-tiny-clip [--steps N] [--out checkpoints/]`` reproduces the
+committed checkpoint: a real ``open_clip.CLIP`` (class-token pooling, contrastive loss on
+image–caption pairs) with a small convolutional stem (see ``models.install_conv_stem``).
+
+Recipe (from the probes in ``shared/notes``): batches of 64 = 60 % class-balanced object
+crops (a quarter of them with shape-only captions, half of those grey-scaled or
+channel-permuted, so shape cannot be solved by colour), 35 % full scenes captioned with all
+their objects (dense maps need them), 5 % empty backgrounds; random 90° rotations and flips;
+a pre-rendered uint8 cache; symmetric InfoNCE where equal captions in a batch are all
+positives; AdamW 1e-3, betas (0.9, 0.98), eps 1e-6, wd 0.1 (not on gains/biases/embeddings),
+2 % warm-up then cosine, gradient clipping 1.0, logit scale clamped at 100.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+from . import data
+
+TRAIN_SEED_BASE = 0
+EVAL_SEED_BASE = 50_000_000  # held-out crops: seeds disjoint from training
+CROP_TEMPLATE = "a {}"
+
+
+# ----------------------------------------------------------------------------- data
+def _resize64(img: np.ndarray, size: int = 64) -> np.ndarray:
+    from PIL import Image
+
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR, reducing_gap=None))
+
+
+def object_crop(seed: int, colour: str, shape: str, size: int = 64) -> np.ndarray:
+    """A held-out style crop: 2/3 rendered alone, 1/3 cut out of a scene (neighbours may show)."""
+    rng = np.random.default_rng([seed, 31])
+    if rng.random() < 0.67:
+        return data.render_object(colour, shape, seed, size=size, fill=(0.35, 0.95), variation=0.08)
+    scene_size = int(rng.choice([96, 128, 160]))
+    sc = data.make_scene(seed, size=scene_size, num_objects=(1, 3), variation=0.08)
+    # put the wanted object on top: re-render with the first object forced to this class
+    sc = data.make_scene(seed, size=scene_size, num_objects=(1, 3), variation=0.08,
+                         classes=[f"{colour} {shape}"]) if not any(o.name == f"{colour} {shape}" for o in sc.objects) else sc
+    obj = next(o for o in sc.objects if o.name == f"{colour} {shape}")
+    crop = data.crop_box(sc.image, obj.box, padding=float(rng.uniform(0.05, 0.4)))
+    return _resize64(crop, size)
+
+
+def _render_crop(args):
+    seed, k = args
+    name = data.CLASS_NAMES[1 + k]
+    c, s = name.split(" ")
+    return object_crop(seed, c, s)
+
+
+def _render_scene(seed):
+    rng = np.random.default_rng([seed, 77])
+    size = int(rng.choice([64, 96, 128]))
+    sc = data.make_scene(seed, size=size, num_objects=(1, 4), variation=0.06)
+    return _resize64(sc.image), sc.caption
+
+
+def _render_background(seed):
+    rng = np.random.default_rng([seed, 5])
+    return data._to_uint8(data.render_background((64, 64), rng))
+
+
+@dataclass
+class Cache:
+    crops: np.ndarray  # N×64×64×3 uint8
+    crop_cls: np.ndarray  # N int (0..29)
+    scenes: np.ndarray
+    scene_caps: list[str]
+    backgrounds: np.ndarray
+
+
+def build_cache(n_crops: int, n_scenes: int, n_bg: int, seed_base: int = TRAIN_SEED_BASE, workers: int = 2) -> Cache:
+    """Pre-render the training images (uint8) in ``workers`` processes."""
+    from tqdm.auto import tqdm
+
+    cls = np.arange(n_crops) % 30
+    jobs = [(seed_base + i, int(cls[i])) for i in range(n_crops)]
+    with Pool(workers) as pool:
+        crops = list(tqdm(pool.imap(_render_crop, jobs, chunksize=256), total=n_crops, desc="crops"))
+        sc = list(tqdm(pool.imap(_render_scene, range(seed_base + 10_000_000, seed_base + 10_000_000 + n_scenes),
+                                 chunksize=64), total=n_scenes, desc="scenes"))
+        bg = list(pool.imap(_render_background, range(seed_base + 20_000_000, seed_base + 20_000_000 + n_bg), chunksize=64))
+    return Cache(np.stack(crops), cls, np.stack([s[0] for s in sc]), [s[1] for s in sc], np.stack(bg))
+
+
+def eval_crops(n_per_class: int = 20, seed_base: int = EVAL_SEED_BASE) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out crops (N×64×64×3) and their class ids (1..30), seeds disjoint from training."""
+    imgs, ys = [], []
+    for k in range(30):
+        c, s = data.CLASS_NAMES[1 + k].split(" ")
+        for j in range(n_per_class):
+            imgs.append(object_crop(seed_base + k * 10_000 + j, c, s))
+            ys.append(1 + k)
+    return np.stack(imgs), np.asarray(ys)
+
+
+# ----------------------------------------------------------------------------- evaluation
+@dataclass
+class ZeroShotReport:
+    accuracy: float  # 30-way
+    colour_accuracy: float
+    shape_accuracy: float
+    shape_confusion: np.ndarray  # 5×5 counts, rows = true shape, cols = predicted
+    colour_confusion: np.ndarray  # 6×6
+    predictions: np.ndarray  # class ids 1..30
+
+    def as_dict(self) -> dict:
+        return {
+            "accuracy": round(float(self.accuracy), 4),
+            "colour_accuracy": round(float(self.colour_accuracy), 4),
+            "shape_accuracy": round(float(self.shape_accuracy), 4),
+            "shape_confusion": self.shape_confusion.tolist(),
+            "shapes": list(data.SHAPES),
+        }
+
+
+def zero_shot(clip, images: np.ndarray, labels: np.ndarray, template: str = CROP_TEMPLATE) -> ZeroShotReport:
+    """30-way zero-shot classification of crops with ``template.format("colour shape")`` prompts."""
+    import torch
+
+    names = data.CLASS_NAMES[1:]
+    t = clip.encode_texts([template.format(n) for n in names])
+    v = clip.encode_images(images)
+    pred = (v @ t.T).argmax(1).cpu().numpy() + 1
+    y = np.asarray(labels)
+    col = lambda k: (k - 1) // 5  # noqa: E731
+    shp = lambda k: (k - 1) % 5  # noqa: E731
+    sc = np.zeros((5, 5), int)
+    np.add.at(sc, (shp(y), shp(pred)), 1)
+    cc = np.zeros((6, 6), int)
+    np.add.at(cc, (col(y), col(pred)), 1)
+    del torch
+    return ZeroShotReport(float((pred == y).mean()), float((col(pred) == col(y)).mean()),
+                          float((shp(pred) == shp(y)).mean()), sc, cc, pred)
+
+
+# ----------------------------------------------------------------------------- training
+def _param_groups(model, wd: float):
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or "embedding" in n or "logit_scale" in n or "ln" in n or n.endswith(".bias"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _augment(x):
+    """Random 90° rotation and horizontal flip per image (x: B×3×H×W uint8 tensor)."""
+    import torch
+
+    out = torch.empty_like(x)
+    ks = torch.randint(0, 4, (x.shape[0],))
+    fl = torch.rand(x.shape[0]) < 0.5
+    for i in range(x.shape[0]):
+        xi = torch.rot90(x[i], int(ks[i]), dims=(1, 2))
+        out[i] = xi.flip(2) if fl[i] else xi
+    return out
+
+
+def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int = 0, out_dir: str | Path = "checkpoints",
+          n_crops: int = 80_000, n_scenes: int = 10_000, n_bg: int = 1_000, eval_every: int = 200,
+          threads: int = 2, save_every: int = 400) -> dict:
+    """Train tiny-shapes from scratch; write ``tiny-shapes.safetensors`` (fp16) and ``tiny-shapes.json``."""
+    import torch
+    import torch.nn.functional as F
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    from . import models
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    cache = build_cache(n_crops, n_scenes, n_bg, workers=threads)
+    t_cache = time.time() - t0
+    ev_x, ev_y = eval_crops(10)
+
+    model = models.build_tiny_clip()
+    model.train()
+    import open_clip
+
+    tokenizer = open_clip.get_tokenizer(models.TINY_NAME)
+    opt = torch.optim.AdamW(_param_groups(model, 0.1), lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    warm = max(1, int(0.02 * steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
+    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+    tok_cache: dict[str, torch.Tensor] = {}
+
+    def tok(caps):
+        missing = [c for c in set(caps) if c not in tok_cache]
+        if missing:
+            for c, t in zip(missing, tokenizer(missing)):
+                tok_cache[c] = t
+        return torch.stack([tok_cache[c] for c in caps])
+
+    n_crop_b = int(round(0.60 * batch_size))
+    n_scene_b = int(round(0.35 * batch_size))
+    n_bg_b = batch_size - n_crop_b - n_scene_b
+    by_cls = [np.nonzero(cache.crop_cls == k)[0] for k in range(30)]
+    history = []
+    ckpt = out_dir / "tiny-shapes.safetensors"
+    clip_bundle = None
+
+    def evaluate():
+        model.eval()
+        bundle = models.ClipBundle(model, tokenizer, open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD,
+                                   models.TINY_NAME, 64, "training", torch.device("cpu"))
+        rep = zero_shot(bundle, ev_x, ev_y)
+        model.train()
+        return rep
+
+    def save():
+        sd = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+        tmp = ckpt.with_suffix(".tmp")
+        save_file(sd, str(tmp))
+        tmp.replace(ckpt)
+
+    bar = tqdm(range(steps), desc="train tiny-shapes")
+    t_train = time.time()
+    for step in bar:
+        # class-balanced crops: cycle through the 30 classes, random instance of each
+        ks = (np.arange(n_crop_b) + rng.integers(30)) % 30
+        ci = np.array([by_cls[k][rng.integers(len(by_cls[k]))] for k in ks])
+        crops = cache.crops[ci].copy()
+        caps = []
+        for j, k in enumerate(ks):
+            colour, shape = data.CLASS_NAMES[1 + k].split(" ")
+            if rng.random() < 0.25:
+                caps.append(f"a {shape}")
+                if rng.random() < 0.5:
+                    if rng.random() < 0.5:
+                        g = crops[j].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+                        crops[j] = np.repeat(g[..., None], 3, 2).astype(np.uint8)
+                    else:
+                        crops[j] = crops[j][..., rng.permutation(3)]
+            else:
+                caps.append(f"a {colour} {shape}")
+        si = rng.integers(len(cache.scenes), size=n_scene_b)
+        bi = rng.integers(len(cache.backgrounds), size=n_bg_b)
+        imgs = np.concatenate([crops, cache.scenes[si], cache.backgrounds[bi]])
+        caps += [cache.scene_caps[i] for i in si] + ["a background"] * n_bg_b
+        x = torch.from_numpy(imgs).permute(0, 3, 1, 2)
+        x = _augment(x).float().div_(255.0)
+        x = (x - mean) / std
+        t = tok(caps)
+        img_f = F.normalize(model.encode_image(x), dim=-1)
+        txt_f = F.normalize(model.encode_text(t), dim=-1)
+        scale = model.logit_scale.exp().clamp(max=100)
+        logits = scale * img_f @ txt_f.T
+        ids = {c: i for i, c in enumerate(dict.fromkeys(caps))}
+        lab = torch.tensor([ids[c] for c in caps])
+        pos = (lab[:, None] == lab[None, :]).float()
+        tgt = pos / pos.sum(1, keepdim=True)
+        loss = 0.5 * (-(tgt * F.log_softmax(logits, 1)).sum(1).mean() - (tgt * F.log_softmax(logits.T, 1)).sum(1).mean())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            rep = evaluate()
+            history.append({"step": step + 1, "minutes": round((time.time() - t_train) / 60, 2),
+                            "loss": round(float(loss), 4), "acc30": round(rep.accuracy, 4),
+                            "colour": round(rep.colour_accuracy, 4), "shape": round(rep.shape_accuracy, 4),
+                            "logit_scale": round(float(scale), 2)})
+            bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{rep.accuracy:.3f}", shape=f"{rep.shape_accuracy:.3f}")
+            print(json.dumps(history[-1]), flush=True)
+        if (step + 1) % save_every == 0:
+            save()
+    train_minutes = (time.time() - t_train) / 60
+    save()
+    # final evaluation on a larger held-out set, with the saved (fp16) weights
+    clip_bundle = models.load_clip(models.TINY_NAME, pretrained=str(ckpt), device="cpu")
+    fx, fy = eval_crops(50)
+    rep = zero_shot(clip_bundle, fx, fy)
+    card = {
+        "model": models.TINY_NAME,
+        "architecture": "open_clip CLIP (model_configs/tiny-shapes.json) + conv stem (models.install_conv_stem)",
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "recipe": {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "AdamW(0.9,0.98,eps=1e-6,wd=0.1)",
+                   "schedule": "2% warm-up, cosine to 0", "mix": {"crops": n_crop_b, "scenes": n_scene_b, "backgrounds": n_bg_b},
+                   "shape_only_captions": 0.25, "cache": {"crops": n_crops, "scenes": n_scenes, "backgrounds": n_bg},
+                   "threads": threads},
+        "time": {"cache_minutes": round(t_cache / 60, 2), "train_minutes": round(train_minutes, 2)},
+        "history": history,
+        "held_out": {"n": int(len(fy)), "template": CROP_TEMPLATE, **rep.as_dict()},
+    }
+    (out_dir / "tiny-shapes.json").write_text(json.dumps(card, indent=1))
+    print(json.dumps(card["held_out"], indent=1))
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ogclip_utils train-tiny-clip", description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=2600)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="checkpoints", help="output folder (default: checkpoints/)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--crops", type=int, default=80_000)
+    p.add_argument("--scenes", type=int, default=10_000)
+    a = p.parse_args(argv)
+    if a.steps < 1 or a.batch_size < 8:
+        p.error("--steps must be ≥ 1 and --batch-size ≥ 8")
+    train(a.steps, a.batch_size, a.lr, a.seed, a.out, n_crops=a.crops, n_scenes=a.scenes, threads=a.threads)
+    return 0

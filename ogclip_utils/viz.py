@@ -1,0 +1,102 @@
+"""Figures shared by every notebook: one palette, overlays, points and boxes.
+
+Colours come from a golden-ratio walk around the hue circle, so class ``k`` has the same
+colour in every figure (class 0, background, is dark grey).
+"""
+from __future__ import annotations
+
+import colorsys
+from typing import Sequence
+
+import numpy as np
+
+
+def palette(n: int, seed_hue: float = 0.11) -> np.ndarray:
+    """n×3 uint8 RGB colours; index 0 (background) is dark grey, the rest golden-ratio hues."""
+    out = np.zeros((max(n, 1), 3), np.uint8)
+    out[0] = (40, 40, 40)
+    phi = 0.618033988749895
+    for k in range(1, n):
+        h = (seed_hue + k * phi) % 1.0
+        s, v = (0.75, 0.95) if k % 2 else (0.6, 0.8)
+        out[k] = np.round(np.array(colorsys.hsv_to_rgb(h, s, v)) * 255)
+    return out[:n]
+
+
+def colorize(label_map: np.ndarray, num_classes: int | None = None) -> np.ndarray:
+    """H×W int label map → H×W×3 uint8 colours (255 = ignore → white)."""
+    lm = np.asarray(label_map)
+    n = int(num_classes or (lm[lm != 255].max() + 1 if (lm != 255).any() else 1))
+    pal = palette(max(n, 2))
+    out = pal[np.clip(lm, 0, len(pal) - 1)]
+    out[lm == 255] = 255
+    return out
+
+
+def overlay(image: np.ndarray, label_map: np.ndarray, alpha: float = 0.55, num_classes: int | None = None,
+            skip_background: bool = True) -> np.ndarray:
+    """Blend class colours over ``image`` (uint8 H×W×3); background left untouched by default."""
+    col = colorize(label_map, num_classes).astype(np.float32)
+    img = np.asarray(image, np.float32)
+    a = np.full(label_map.shape, alpha, np.float32)
+    if skip_background:
+        a[np.asarray(label_map) == 0] = 0.0
+    return (img * (1 - a[..., None]) + col * a[..., None]).round().astype(np.uint8)
+
+
+def mask_overlay(image: np.ndarray, mask: np.ndarray, color: Sequence[int] = (30, 144, 255), alpha: float = 0.5) -> np.ndarray:
+    """Blend one bool mask over ``image`` in ``color``."""
+    img = np.asarray(image, np.float32).copy()
+    m = np.asarray(mask, bool)
+    img[m] = img[m] * (1 - alpha) + np.asarray(color, np.float32) * alpha
+    return img.round().astype(np.uint8)
+
+
+def show_points(ax, points: np.ndarray, labels: np.ndarray, size: int = 120) -> None:
+    """Green stars for positive points (label 1), red crosses for negative ones (label 0)."""
+    pts = np.asarray(points, float).reshape(-1, 2)
+    lab = np.asarray(labels).reshape(-1)
+    pos, neg = pts[lab == 1], pts[lab == 0]
+    ax.scatter(pos[:, 0], pos[:, 1], c="lime", marker="*", s=size, edgecolors="black", linewidths=0.8)
+    ax.scatter(neg[:, 0], neg[:, 1], c="red", marker="X", s=size * 0.7, edgecolors="white", linewidths=0.8)
+
+
+def show_box(ax, box: Sequence[float], color="yellow", label: str | None = None, lw: float = 2.0) -> None:
+    """Draw an (x0, y0, x1, y1) box, optionally with a text label above it."""
+    import matplotlib.patches as patches
+
+    x0, y0, x1, y1 = box
+    ax.add_patch(patches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=lw))
+    if label:
+        ax.text(x0, y0 - 2, label, color="black", fontsize=8, va="bottom",
+                bbox=dict(facecolor=color, alpha=0.8, pad=1, edgecolor="none"))
+
+
+def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int = 4,
+               size: float = 2.6, suptitle: str | None = None, cmap=None):
+    """A matplotlib figure showing ``images`` in a grid with optional titles; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols)) if n else 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap=cmap)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def legend_patches(class_names: Sequence[str], present: Sequence[int] | None = None):
+    """Legend handles (matplotlib patches) in palette colours for the given class ids."""
+    import matplotlib.patches as patches
+
+    pal = palette(len(class_names))
+    ids = range(len(class_names)) if present is None else present
+    return [patches.Patch(color=pal[i] / 255.0, label=class_names[i]) for i in ids]

@@ -1,0 +1,4 @@
+import os
+
+os.environ.setdefault("OGCLIP_MODE", "offline")
+os.environ.setdefault("MPLBACKEND", "Agg")

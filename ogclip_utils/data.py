@@ -436,10 +436,17 @@ def referring_expressions(scene: Scene) -> list[Expression]:
 
 # ----------------------------------------------------------------------------- photos
 PHOTOS = {
-    "astronaut": "astronaut.png",
-    "coffee": "coffee.png",
-    "chelsea": "chelsea.png",
+    "astronaut": "astronaut.jpg",
+    "coffee": "coffee.jpg",
+    "chelsea": "chelsea.jpg",
     "rocket": "rocket.jpg",
+}
+#: A real-mode vocabulary for each bundled photo (used by notebooks and `make demo`).
+PHOTO_VOCABULARIES = {
+    "astronaut": ["person, astronaut", "flag", "rocket", "background, wall"],
+    "coffee": ["cup, coffee cup", "saucer, plate", "spoon", "table", "background"],
+    "chelsea": ["cat", "background, floor, wall"],
+    "rocket": ["rocket", "smoke", "sky", "tower", "ground", "background"],
 }
 
 

@@ -284,7 +284,7 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             rep = evaluate()
             history.append({"step": step + 1, "minutes": round((time.time() - t_train) / 60, 2),
-                            "loss": round(float(loss), 4), "acc30": round(rep.accuracy, 4),
+                            "loss": round(loss.item(), 4), "acc30": round(rep.accuracy, 4),
                             "colour": round(rep.colour_accuracy, 4), "shape": round(rep.shape_accuracy, 4),
                             "logit_scale": round(float(scale), 2)})
             bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{rep.accuracy:.3f}", shape=f"{rep.shape_accuracy:.3f}")

@@ -100,3 +100,66 @@ def legend_patches(class_names: Sequence[str], present: Sequence[int] | None = N
     pal = palette(len(class_names))
     ids = range(len(class_names)) if present is None else present
     return [patches.Patch(color=pal[i] / 255.0, label=class_names[i]) for i in ids]
+
+
+def heatmap(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str = "",
+            cmap: str = "viridis", annotate: bool = False, fmt: str = "{:.0f}", size: float = 0.32):
+    """A labelled heat map (e.g. an image×text similarity matrix or a confusion matrix); returns the figure."""
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(matrix, float)
+    fig, ax = plt.subplots(figsize=(max(4, size * m.shape[1] + 2), max(3, size * m.shape[0] + 1.5)))
+    im = ax.imshow(m, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(m.shape[1]), col_labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(m.shape[0]), row_labels, fontsize=7)
+    if annotate:
+        hi = np.nanmax(m) if m.size else 0
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if m[i, j] < 0.6 * hi else "black")
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def scene_figure(scene, class_names: Sequence[str] | None = None, size: float = 3.2):
+    """Image | class labels | instance ids of a shapes-world scene, with the caption; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from .data import CLASS_NAMES
+
+    names = list(class_names or CLASS_NAMES)
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size, size + 0.4))
+    axes[0].imshow(scene.image)
+    axes[0].set_title("image")
+    axes[1].imshow(colorize(scene.labels, len(names)))
+    axes[1].set_title("labels (class ids)")
+    axes[2].imshow(scene.instances, cmap="tab10", interpolation="nearest", vmin=0, vmax=9)
+    axes[2].set_title("instances")
+    for i, o in enumerate(scene.objects):
+        show_box(axes[0], o.box, color="white", label=f"{i + 1}: {o.name}")
+    present = sorted({int(k) for k in np.unique(scene.labels)})
+    axes[1].legend(handles=legend_patches(names, present), fontsize=7, loc="lower left", framealpha=0.8)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(f'"{scene.caption}"', fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def curve(xs: Sequence[float], ys: dict, xlabel: str = "", ylabel: str = "", title: str = ""):
+    """Line plot of several named series sharing ``xs``; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for name, y in ys.items():
+        ax.plot(xs, y, marker="o", ms=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,51 @@
+# Object-Guided CLIP teaching repository — the two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is installed first and on its own: a bare `pip install torch` may pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+OUT ?= outputs
+
+.PHONY: setup lab demo test unit nbval bench checkpoints clean help
+
+help:
+	@echo "make demo        execute every notebook offline, write HTML copies + figures under $(OUT)/"
+	@echo "make test        unit tests + pytest --nbval notebooks (offline mode)"
+	@echo "make lab         JupyterLab on notebooks/"
+	@echo "make bench       benchmarks -> $(OUT)/bench.json"
+	@echo "make checkpoints download the official weights for real mode"
+	@echo "make setup       create/update $(VENV) (idempotent)"
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[lab,dev]"
+	@touch $@
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+demo: setup
+	OGCLIP_MODE=offline $(PY) -m ogclip_utils.nbtools demo --out $(OUT)
+	OGCLIP_MODE=offline $(PY) -m ogclip_utils.demo_extras --out $(OUT)
+
+unit: setup
+	OGCLIP_MODE=offline $(PY) -m pytest tests -q -p no:cacheprovider
+
+nbval: setup
+	OGCLIP_MODE=offline $(PY) -m pytest -q -p no:cacheprovider --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 600 notebooks
+
+test: unit nbval
+
+bench: setup
+	OGCLIP_MODE=offline $(PY) -m ogclip_utils.bench --out $(OUT)/bench.json
+
+checkpoints: setup
+	OGCLIP_MODE=real $(PY) -m ogclip_utils checkpoints
+
+clean:
+	rm -rf $(OUT) .pytest_cache

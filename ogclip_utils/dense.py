@@ -220,7 +220,7 @@ def weights_fingerprint(model) -> str:
                 continue
             flat = p.detach().reshape(-1)
             k = min(16, flat.numel())
-            idx = torch.linspace(0, flat.numel() - 1, k, device=flat.device).long()
+            idx = torch.arange(k, device=flat.device) * (flat.numel() - 1) // max(k - 1, 1)
             parts.append(flat[idx].double())
             parts.append(torch.tensor([float(flat.numel())], dtype=torch.float64, device=flat.device))
     blob = torch.cat(parts).cpu().numpy().tobytes() if parts else b""

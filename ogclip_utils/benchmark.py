@@ -1,0 +1,389 @@
+"""Benchmark dense / refined open-vocabulary segmentation on a dataset.
+
+``python -m ogclip_utils benchmark --dataset shapes --num-samples 20 --output-dir outputs/bench``
+writes ``results.json`` (metrics, per-class IoU, mean time per stage, segmenter queries,
+settings, versions, device), ``summary.txt``, ``predictions/<id>.png`` (the predicted
+label maps, uint8 class ids, so anyone can recompute the metrics) and, with
+``--save-vis``, ``visualizations/<id>.png`` (image | ground truth | prediction).
+
+Scale-out: ``torchrun --standalone --nproc_per_node N -m ogclip_utils benchmark …`` gives every rank the
+images ``rank, rank + N, …``; the confusion matrices (and time / query sums) are
+all-reduced (gloo on CPU, NCCL on GPUs) and rank 0 writes the results — the same numbers
+as one process, because the metric is a sum over images.
+
+Metrics follow mmsegmentation (see :mod:`ogclip_utils.metrics`): one confusion matrix over
+the whole dataset, 255 ignored, mIoU = nanmean of per-class IoU over non-empty unions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import datasets, env, metrics
+
+METHODS = ("vanilla", "maskclip", "sclip", "clearclip", "naclip")
+
+
+@dataclass
+class Settings:
+    """Everything that defines one benchmark run (None = the dataset's published default)."""
+
+    dataset: str = "shapes"
+    data_dir: str | None = None
+    num_samples: int | None = None
+    size: int = 160  # shapes scene size in pixels
+    method: str = "sclip"
+    use_sam: bool = False
+    use_pamr: bool = False
+    slide_crop: int | None = None
+    slide_stride: int | None = None
+    logit_scale: float | None = None
+    prob_thd: float | None = None
+    area_thd: float | None = None
+    short_side: int | None = None
+    clip_model: str | None = None  # None: tiny-shapes offline, ViT-B-16 (openai) in real mode
+    segmenter: str | None = None  # None: classical offline, sam2.1-hiera-tiny in real mode
+    device: str | None = None
+
+    def resolved(self, ds: datasets.BenchDataset) -> "Settings":
+        """A copy with every None default filled from the dataset's published defaults."""
+        d = ds.defaults
+        s = Settings(**asdict(self))
+        s.slide_crop = s.slide_crop if s.slide_crop is not None else d.slide_crop
+        s.slide_stride = s.slide_stride if s.slide_stride is not None else d.slide_stride
+        s.logit_scale = s.logit_scale if s.logit_scale is not None else d.logit_scale
+        s.prob_thd = s.prob_thd if s.prob_thd is not None else d.prob_thd
+        s.area_thd = s.area_thd if s.area_thd is not None else d.area_thd
+        s.short_side = s.short_side if s.short_side is not None else d.short_side
+        return s
+
+
+@dataclass
+class Accumulator:
+    """Sums over images (all-reducible): confusion matrix, seconds per stage, queries."""
+
+    confusion: np.ndarray  # int64 C×C, rows = ground truth
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    queries: int = 0
+    images: int = 0
+
+    def add(self, pred: np.ndarray, gt: np.ndarray, timings: dict[str, float], queries: int, ignore_index: int) -> None:
+        self.confusion += metrics.confusion_matrix(pred, gt, self.confusion.shape[0], ignore_index)
+        for k, v in timings.items():
+            self.stage_seconds[k] = self.stage_seconds.get(k, 0.0) + float(v)
+        self.queries += int(queries)
+        self.images += 1
+
+
+@dataclass
+class BenchmarkResult:
+    """Dataset-level metrics (fractions in [0, 1]) and mean costs per image."""
+
+    miou: float
+    pixel_acc: float
+    mean_acc: float
+    per_class_iou: dict[str, float | None]  # None where the class has an empty union
+    confusion: np.ndarray
+    mean_times: dict[str, float]  # seconds per image per stage
+    mean_queries: float  # segmenter queries per image
+    num_images: int
+    settings: Settings
+
+    @classmethod
+    def from_accumulator(cls, acc: Accumulator, class_names: Sequence[str], settings: Settings) -> "BenchmarkResult":
+        m = metrics.metrics_from_confusion(acc.confusion)
+        n = max(acc.images, 1)
+        iou = {str(c): (None if np.isnan(v) else float(v)) for c, v in zip(class_names, m["per_class_iou"])}
+        return cls(m["miou"], m["pixel_acc"], m["mean_acc"], iou, acc.confusion,
+                   {k: v / n for k, v in acc.stage_seconds.items()}, acc.queries / n, acc.images, settings)
+
+
+# ----------------------------------------------------------------------------- models
+def load_models(settings: Settings, need_segmenter: bool):
+    """(clip, segmenter or None) for the run mode: tiny-shapes + classical offline,
+    ViT-B-16 (openai) + SAM2.1 tiny in real mode, unless the settings name others."""
+    from . import models
+
+    real = env.get_mode() == "real"
+    name = settings.clip_model or ("ViT-B-16" if real else "tiny-shapes")
+    clip = models.load_clip(name, pretrained="openai" if name.startswith("ViT") else None, device=settings.device)
+    seg = None
+    if need_segmenter:
+        seg = models.load_segmenter(settings.segmenter or ("sam2.1-hiera-tiny" if real else "classical"), device=settings.device)
+    return clip, seg
+
+
+# ----------------------------------------------------------------------------- one image
+def _resize_labels(pred: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    if pred.shape == tuple(hw):
+        return pred
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(pred.astype(np.int32), mode="I").resize((hw[1], hw[0]), Image.NEAREST)).astype(np.int64)
+
+
+def predict(image: np.ndarray, ds: datasets.BenchDataset, s: Settings, clip, segmenter=None
+            ) -> tuple[np.ndarray, dict[str, float], int]:
+    """Predict one label map (int64 H×W in the dataset's class ids) with resolved settings ``s``.
+
+    Returns (prediction, seconds per stage, number of segmenter queries)."""
+    from . import dense
+
+    timings: dict[str, float] = {}
+    if s.use_sam:
+        from . import pipeline
+
+        t = time.perf_counter()
+        res = pipeline.segment(image, ds.vocabulary, clip=clip, segmenter=segmenter, **_pipeline_params(s))
+        pred = np.asarray(res.label_map).astype(np.int64)
+        timings.update({k: float(v) for k, v in getattr(res, "timings", {}).items()})
+        timings.setdefault("total", time.perf_counter() - t)
+        return _resize_labels(pred, image.shape[:2]), timings, int(res.num_queries)
+    t = time.perf_counter()
+    dr = dense.dense_probs(clip, image, ds.vocabulary, **_dense_params(s))
+    probs = np.asarray(dr.probs)
+    timings["dense"] = time.perf_counter() - t
+    if s.use_pamr:
+        t = time.perf_counter()
+        probs = dense.pamr(image, probs)
+        timings["pamr"] = time.perf_counter() - t
+    pred = probs.argmax(0).astype(np.int64)
+    if ds.background is not None and s.prob_thd:
+        pred[probs.max(0) < s.prob_thd] = ds.background  # SCLIP: low confidence -> background
+    return _resize_labels(pred, image.shape[:2]), timings, 0
+
+
+def _dense_params(s: Settings) -> dict:
+    return dict(method=s.method, logit_scale=s.logit_scale, prob_thd=s.prob_thd, area_thd=s.area_thd,
+                crop=s.slide_crop, stride=s.slide_stride, short_side=s.short_side)
+
+
+def _pipeline_params(s: Settings) -> dict:
+    p = _dense_params(s)
+    p["use_pamr"] = s.use_pamr
+    return p
+
+
+# ----------------------------------------------------------------------------- a whole run
+def evaluate(ds: datasets.BenchDataset, settings: Settings | None = None, clip=None, segmenter=None,
+             indices: Sequence[int] | None = None, progress: bool = True,
+             on_prediction: Callable[[datasets.Sample, np.ndarray], None] | None = None,
+             predictor: Callable | None = None) -> tuple[Accumulator, Settings]:
+    """Run ``predict`` over ``indices`` (default all) and accumulate confusion, times, queries.
+
+    ``predictor(image, ds, settings, clip, segmenter)`` replaces :func:`predict` (tests);
+    ``on_prediction(sample, pred)`` is called for every image (saving, visualisation)."""
+    s = (settings or Settings(dataset=ds.name)).resolved(ds)
+    if s.method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {s.method!r}")
+    predictor = predictor or predict
+    if predictor is predict and clip is None:
+        clip, segmenter = load_models(s, s.use_sam)
+    acc = Accumulator(np.zeros((ds.num_classes, ds.num_classes), np.int64))
+    idx = list(range(len(ds)) if indices is None else indices)
+    from tqdm.auto import tqdm
+
+    for i in tqdm(idx, desc=f"{ds.name} {s.method}", disable=not progress, leave=False):
+        sample = ds[i]
+        pred, timings, q = predictor(sample.image, ds, s, clip, segmenter)
+        acc.add(pred, sample.label, timings, q, ds.ignore_index)
+        if on_prediction is not None:
+            on_prediction(sample, pred)
+    return acc, s
+
+
+def run(ds: datasets.BenchDataset, settings: Settings | None = None, clip=None, segmenter=None,
+        progress: bool = False, predictor: Callable | None = None) -> BenchmarkResult:
+    """One-process benchmark of ``ds`` (what notebook 06 calls): a :class:`BenchmarkResult`."""
+    acc, s = evaluate(ds, settings, clip, segmenter, progress=progress, predictor=predictor)
+    return BenchmarkResult.from_accumulator(acc, ds.class_names, s)
+
+
+# ----------------------------------------------------------------------------- distributed
+def _dist_setup() -> tuple[int, int, bool]:
+    """(rank, world size, initialised here) from torchrun's environment variables."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, False
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend=backend)
+        return dist.get_rank(), dist.get_world_size(), True
+    return dist.get_rank(), dist.get_world_size(), False
+
+
+def _all_reduce(acc: Accumulator, stages: Sequence[str]) -> Accumulator:
+    """Sum an accumulator over all ranks (confusion in int64, exact)."""
+    import torch
+    import torch.distributed as dist
+
+    dev = torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
+    cm = torch.from_numpy(acc.confusion).to(dev)
+    dist.all_reduce(cm)
+    counts = torch.tensor([acc.queries, acc.images], dtype=torch.int64, device=dev)
+    dist.all_reduce(counts)
+    secs = torch.tensor([acc.stage_seconds.get(k, 0.0) for k in stages], dtype=torch.float64, device=dev)
+    dist.all_reduce(secs)
+    return Accumulator(cm.cpu().numpy(), dict(zip(stages, secs.cpu().tolist())), int(counts[0]), int(counts[1]))
+
+
+def _gather_stage_names(acc: Accumulator) -> list[str]:
+    import torch.distributed as dist
+
+    names: list = [None] * dist.get_world_size()
+    dist.all_gather_object(names, sorted(acc.stage_seconds))
+    return sorted({k for ns in names for k in ns})
+
+
+# ----------------------------------------------------------------------------- outputs
+def _safe_id(i: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", i)
+
+
+def save_prediction(out_dir: Path, sample: datasets.Sample, pred: np.ndarray, num_classes: int, save_vis: bool) -> None:
+    """``predictions/<id>.png`` (uint8 class ids) and, if asked, ``visualizations/<id>.png``."""
+    from PIL import Image
+
+    from . import viz
+
+    if num_classes > 255:
+        raise ValueError("predictions are saved as uint8 PNGs; more than 255 classes are not supported")
+    (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
+    name = _safe_id(sample.id)
+    Image.fromarray(pred.astype(np.uint8), mode="L").save(out_dir / "predictions" / f"{name}.png")
+    if save_vis:
+        (out_dir / "visualizations").mkdir(parents=True, exist_ok=True)
+        strip = np.concatenate([sample.image, viz.colorize(sample.label, num_classes), viz.colorize(pred, num_classes)], 1)
+        Image.fromarray(strip).save(out_dir / "visualizations" / f"{name}.png")
+
+
+def versions() -> dict:
+    import open_clip
+    import torch
+
+    from . import __version__
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+            "open_clip": getattr(open_clip, "__version__", "?"), "ogclip_utils": __version__}
+
+
+def results_dict(res: BenchmarkResult, ds: datasets.BenchDataset, ids: Sequence[str], world: int, device: str) -> dict:
+    """The JSON-able content of ``results.json``."""
+    return {
+        "dataset": ds.name,
+        "num_images": res.num_images,
+        "metrics": {"miou": res.miou, "pixel_acc": res.pixel_acc, "mean_acc": res.mean_acc},
+        "metrics_percent": {k: round(100 * v, 4) for k, v in
+                            {"miou": res.miou, "pixel_acc": res.pixel_acc, "mean_acc": res.mean_acc}.items()},
+        "per_class_iou": res.per_class_iou,
+        "mean_time_s": res.mean_times,
+        "segmenter_queries": {"mean_per_image": res.mean_queries, "total": int(round(res.mean_queries * res.num_images))},
+        "num_classes": ds.num_classes,
+        "class_names": ds.class_names,
+        "ignore_index": ds.ignore_index,
+        "confusion_matrix": res.confusion.tolist(),
+        "metric_definition": "mmseg: dataset-level confusion matrix (rows gt, cols pred), ignore_index dropped, "
+                             "mIoU = nanmean of per-class IoU over classes with a non-empty union",
+        "predictions": "predictions/<id>.png: uint8 predicted class ids, same size as the ground truth",
+        "ids": list(ids),
+        "shapes_seeds": [int(i.split("-")[1]) for i in ids] if ds.name == "shapes" else None,
+        "settings": asdict(res.settings),
+        "mode": env.get_mode(),
+        "world_size": world,
+        "device": device,
+        "versions": versions(),
+        "published_sclip_miou_percent": datasets.PUBLISHED_SCLIP.get(ds.name),
+    }
+
+
+def summary_text(res: BenchmarkResult, ds: datasets.BenchDataset) -> str:
+    s = res.settings
+    mode = "dense" + (" + refinement" if s.use_sam else "") + (" + PAMR" if s.use_pamr else "")
+    lines = [f"Benchmark: {ds.name} ({res.num_images} images, {ds.num_classes} classes)",
+             f"Method: {s.method} ({mode}), logit scale {s.logit_scale}, prob_thd {s.prob_thd}, area_thd {s.area_thd}, "
+             f"crop/stride {s.slide_crop}/{s.slide_stride}, short side {s.short_side}",
+             "", f"mIoU           {100 * res.miou:6.2f} %", f"pixel accuracy {100 * res.pixel_acc:6.2f} %",
+             f"mean accuracy  {100 * res.mean_acc:6.2f} %", f"segmenter queries per image {res.mean_queries:.1f}", ""]
+    lines += [f"time per image, {k}: {v * 1000:.1f} ms" for k, v in res.mean_times.items()]
+    pub = datasets.PUBLISHED_SCLIP.get(ds.name)
+    if pub:
+        lines += ["", f"published SCLIP (ViT-B/16) mIoU for reference, not this run: {pub}"]
+    lines += ["", "per-class IoU (%):"]
+    lines += [f"  {c:30s} {'-' if v is None else f'{100 * v:6.2f}'}" for c, v in res.per_class_iou.items()]
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ogclip_utils benchmark", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", choices=datasets.DATASETS, default="shapes")
+    p.add_argument("--data-dir", default=None, help="dataset folder (default data/benchmarks/<dataset>)")
+    p.add_argument("--num-samples", type=int, default=None, help="first N images (default all)")
+    p.add_argument("--size", type=int, default=160, help="shapes scene size in pixels")
+    p.add_argument("--method", choices=METHODS, default="sclip", help="dense feature method")
+    p.add_argument("--use-sam", action="store_true", help="refine with the promptable segmenter (pipeline.segment)")
+    p.add_argument("--use-pamr", action="store_true", help="PAMR post-processing of the dense probabilities")
+    p.add_argument("--slide-crop", type=int, default=None, help="sliding-window crop in pixels")
+    p.add_argument("--slide-stride", type=int, default=None, help="sliding-window stride in pixels")
+    p.add_argument("--logit-scale", type=float, default=None)
+    p.add_argument("--prob-thd", type=float, default=None)
+    p.add_argument("--area-thd", type=float, default=None)
+    p.add_argument("--short-side", type=int, default=None, help="resize short side (default: the dataset's)")
+    p.add_argument("--model", dest="clip_model", default=None, help="CLIP model (default by mode)")
+    p.add_argument("--segmenter", default=None, help="segmenter (default by mode)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--output-dir", default="outputs/benchmark")
+    p.add_argument("--save-vis", action="store_true", help="write visualizations/<id>.png")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    st = Settings(**{k: getattr(a, k) for k in Settings.__dataclass_fields__})
+    try:
+        ds = datasets.load_dataset(a.dataset, a.data_dir, a.num_samples, size=a.size)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rank, world, owned = _dist_setup()
+    out = Path(a.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        mine = list(range(rank, len(ds), world))
+        acc, s = evaluate(ds, st, indices=mine, progress=not a.no_progress and rank == 0,
+                          on_prediction=lambda smp, pred: save_prediction(out, smp, pred, ds.num_classes, a.save_vis))
+        if world > 1:
+            acc = _all_reduce(acc, _gather_stage_names(acc))
+        if rank == 0:
+            res = BenchmarkResult.from_accumulator(acc, ds.class_names, s)
+            device = str(env.get_device(a.device))
+            (out / "results.json").write_text(json.dumps(results_dict(res, ds, ds.ids, world, device), indent=2))
+            text = summary_text(res, ds)
+            (out / "summary.txt").write_text(text)
+            print(text)
+            print(f"wrote {out / 'results.json'}, {out / 'summary.txt'}, {out / 'predictions'}/")
+    finally:
+        if owned:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
+    return 0

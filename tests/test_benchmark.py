@@ -1,0 +1,99 @@
+"""Benchmark: accumulation, outputs, recomputation from saved predictions, torchrun sharding."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ogclip_utils import benchmark, data, datasets, metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shifted(image, ds, s, clip, seg):
+    """A deterministic stand-in predictor: the ground truth shifted by 3 pixels."""
+    i = next(k for k in range(len(ds)) if np.array_equal(ds[k].image, image))
+    lab = np.roll(ds[i].label, 3, axis=1)
+    return lab, {"dense": 0.001}, 2
+
+
+def test_evaluate_equals_direct_metrics():
+    ds = datasets.load_dataset("shapes", num_samples=4, size=48)
+    res = benchmark.run(ds, benchmark.Settings(dataset="shapes"), predictor=_shifted)
+    preds = [np.roll(ds[i].label, 3, axis=1) for i in range(4)]
+    ref = metrics.segmentation_metrics(preds, [ds[i].label for i in range(4)], 31)
+    assert res.miou == pytest.approx(ref["miou"]) and 0 < res.miou < 1
+    assert res.pixel_acc == pytest.approx(ref["pixel_acc"])
+    np.testing.assert_array_equal(res.confusion, ref["confusion"])
+    assert res.mean_queries == 2 and res.num_images == 4
+    assert res.mean_times["dense"] == pytest.approx(0.001)
+    # defaults resolved from the dataset
+    assert res.settings.slide_crop == 64 and res.settings.logit_scale == 40.0
+
+
+def test_sharded_accumulators_sum_to_the_whole():
+    ds = datasets.load_dataset("shapes", num_samples=5, size=48)
+    whole, _ = benchmark.evaluate(ds, predictor=_shifted, progress=False)
+    parts = [benchmark.evaluate(ds, predictor=_shifted, indices=range(r, 5, 2), progress=False)[0] for r in range(2)]
+    np.testing.assert_array_equal(parts[0].confusion + parts[1].confusion, whole.confusion)
+
+
+def test_bad_method():
+    ds = datasets.load_dataset("shapes", num_samples=1, size=48)
+    with pytest.raises(ValueError, match="method must be one of"):
+        benchmark.run(ds, benchmark.Settings(method="nope"), predictor=_shifted)
+
+
+def test_missing_dataset_message(tmp_path, capsys):
+    rc = benchmark.main(["--dataset", "pascal-voc", "--data-dir", str(tmp_path / "voc"), "--output-dir", str(tmp_path)])
+    assert rc == 2
+    assert "VOCtrainval_11-May-2012.tar" in capsys.readouterr().err
+
+
+def _run_cli(args, out, nproc=1):
+    env = dict(os.environ, OGCLIP_MODE="offline", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    if nproc == 1:
+        cmd = [sys.executable, "-m", "ogclip_utils", "benchmark"]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
+               "--standalone", "-m", "ogclip_utils", "benchmark"]
+    r = subprocess.run(cmd + args + ["--output-dir", str(out), "--no-progress"], env=env, cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    return json.loads((out / "results.json").read_text())
+
+
+ARGS = ["--dataset", "shapes", "--num-samples", "5", "--size", "64"]
+
+
+def test_cli_results_recomputable_from_predictions(tmp_path):
+    res = _run_cli(ARGS + ["--save-vis"], tmp_path)
+    assert res["num_images"] == 5 and res["world_size"] == 1
+    preds, gts = [], []
+    for i, seed in zip(res["ids"], res["shapes_seeds"]):
+        preds.append(np.asarray(Image.open(tmp_path / "predictions" / f"{i}.png")).astype(np.int64))
+        gts.append(data.make_scene(seed, size=64, num_objects=(1, 4)).labels)
+    ref = metrics.segmentation_metrics(preds, gts, res["num_classes"])
+    assert res["metrics"]["miou"] == pytest.approx(ref["miou"], abs=1e-12)
+    np.testing.assert_array_equal(np.array(res["confusion_matrix"]), ref["confusion"])
+    assert (tmp_path / "summary.txt").read_text().startswith("Benchmark: shapes")
+    assert len(list((tmp_path / "visualizations").glob("*.png"))) == 5
+    assert res["settings"]["method"] == "sclip" and "dense" in res["mean_time_s"]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_equal_one(tmp_path):
+    one = _run_cli(ARGS, tmp_path / "one")
+    two = _run_cli(ARGS, tmp_path / "two", nproc=2)
+    assert two["world_size"] == 2 and two["num_images"] == 5
+    assert two["confusion_matrix"] == one["confusion_matrix"]
+    assert two["metrics"] == one["metrics"]
+    for i in one["ids"]:
+        a = np.asarray(Image.open(tmp_path / "one" / "predictions" / f"{i}.png"))
+        b = np.asarray(Image.open(tmp_path / "two" / "predictions" / f"{i}.png"))
+        np.testing.assert_array_equal(a, b)

@@ -635,3 +635,102 @@ def dense_probs(clip, image: np.ndarray, vocabulary: Sequence[str], method: str 
                       windows=[tuple(v / scale for v in b) if scale != 1.0 else b for b in windows],
                       scale=scale, timings=timings)
     return postprocess(res)
+
+
+# ----------------------------------------------------------------------------- benchmark
+def _forward_flops(clip, crop_hw: tuple[int, int], method: str) -> float:
+    """FLOPs of one window's image forward (torch's FlopCounterMode: 2 × multiply-adds)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    c = _as_clip(clip)
+    x = torch.zeros(1, 3, *crop_hw, device=c.device)
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+        patch_features(c.model.visual, x, method)
+    return float(fc.get_total_flops())
+
+
+def _matmul_gflops(n: int = 2048, repeats: int = 3) -> float:
+    """Best GFLOP/s of an n×n float32 matrix multiply on this CPU (the compute ceiling)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def speed_benchmark(model: str = "ViT-B-16-quickgelu", image_hw: tuple[int, int] = (448, 597),
+                    vocabulary: Sequence[str] = ("background", "person", "cat", "dog", "car"),
+                    templates: Sequence[str] | None = None, method: str = "sclip", seed: int = 0,
+                    progress: bool = True) -> dict:
+    """Time :func:`dense_probs` against the per-window loop, on one image, in one run.
+
+    Builds ``model`` at random init (``"tiny-shapes"`` or an open_clip name), renders a random
+    ``image_hw`` image, and measures: the first call with an empty text cache (OpenAI's 80
+    templates by default), a call reusing the on-disk cache (a new process), a cached call,
+    the per-window loop (one crop per forward, batch 1, same maths), the effective GFLOP/s of
+    both against a large matrix multiply timed in the same run, and the largest probability
+    difference between the two. Returns a flat dict (the ``make bench`` JSON entry)."""
+    import tempfile
+
+    from tqdm.auto import tqdm
+
+    from . import models
+
+    global _TEXT_CACHE
+    rng = env.seed_everything(seed)
+    clip = models.load_clip(model, pretrained=False if model == models.TINY_NAME else None)
+    image = rng.integers(0, 256, (*image_hw, 3), dtype=np.uint8)
+    tpl = _template_strings(templates) if templates is not None else default_templates(clip)
+    steps = tqdm(total=6, desc="dense speed benchmark", disable=not progress, leave=False)
+    saved_env, saved_cache = os.environ.get("OGCLIP_CACHE"), _TEXT_CACHE
+    out: dict = {"model": model, "image_hw": list(image_hw), "method": method, "num_names": len(vocabulary),
+                 "num_templates": len(tpl), "threads": torch.get_num_threads(), "device": str(_as_clip(clip).device)}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["OGCLIP_CACHE"] = tmp
+            _TEXT_CACHE = {}
+            t = time.perf_counter()
+            first = dense_probs(clip, image, list(vocabulary), method=method, templates=tpl)
+            out["first_call_s"] = time.perf_counter() - t
+            out["first_call_text_s"] = first.timings["text"]
+            steps.update()
+            _TEXT_CACHE = {}  # what a new process sees: only the disk cache
+            t = time.perf_counter()
+            dense_probs(clip, image, list(vocabulary), method=method, templates=tpl)
+            out["disk_cache_call_s"] = time.perf_counter() - t
+            steps.update()
+            t = time.perf_counter()
+            cached = dense_probs(clip, image, list(vocabulary), method=method, templates=tpl)
+            out["cached_call_s"] = time.perf_counter() - t
+            out["cached_call_text_s"] = cached.timings["text"]
+            steps.update()
+            text = text_embeddings(clip, cached.queries, tpl)
+            t = time.perf_counter()
+            logits, windows, _ = dense_logits(clip, image, text, method, batch_size=1)
+            out["per_window_loop_s"] = time.perf_counter() - t
+            steps.update()
+            naive = logits_to_probs(logits, cached.query_to_class, len(cached.classes))
+            out["max_abs_prob_diff"] = float(np.abs(naive.numpy() - cached.probs).max())
+    finally:
+        _TEXT_CACHE = saved_cache
+        if saved_env is None:
+            os.environ.pop("OGCLIP_CACHE", None)
+        else:
+            os.environ["OGCLIP_CACHE"] = saved_env
+    w = windows[0]
+    flops = _forward_flops(clip, (w[3] - w[1], w[2] - w[0]), method) * len(windows)
+    steps.update()
+    out["matmul_gflops"] = _matmul_gflops()
+    steps.update()
+    steps.close()
+    image_s = out["cached_call_s"] - out["cached_call_text_s"]
+    out.update(windows=len(windows), image_gflop=flops / 1e9,
+               dense_gflops=flops / 1e9 / image_s, per_window_gflops=flops / 1e9 / out["per_window_loop_s"],
+               speedup_vs_per_window=out["per_window_loop_s"] / out["cached_call_s"],
+               text_cache_speedup=out["first_call_s"] / out["cached_call_s"])
+    out["dense_vs_matmul"] = out["dense_gflops"] / out["matmul_gflops"]
+    out["per_window_vs_matmul"] = out["per_window_gflops"] / out["matmul_gflops"]
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}

@@ -380,3 +380,15 @@ def test_bad_settings(tiny):
         dense.dense_probs(object(), img, VOCAB)
     with pytest.raises(ValueError, match="result"):
         dense.postprocess(np.zeros((2, 3, 3)))
+
+
+# ----------------------------------------------------------------------------- benchmark (smoke)
+def test_speed_benchmark_smoke():
+    """Runs end to end on the tiny model and a small image; the real run (ViT-B/16, 448×597) is `make bench`."""
+    r = dense.speed_benchmark("tiny-shapes", (70, 100), progress=False)
+    assert r["windows"] == 2 * 3 and r["max_abs_prob_diff"] < 1e-5
+    for k in ("first_call_s", "cached_call_s", "disk_cache_call_s", "per_window_loop_s", "matmul_gflops",
+              "dense_gflops", "image_gflop"):
+        assert r[k] > 0
+    import os
+    assert os.environ.get("OGCLIP_CACHE", "").endswith("cache")  # restored

@@ -149,17 +149,12 @@ def predict(image: np.ndarray, ds: datasets.BenchDataset, s: Settings, clip, seg
         timings.setdefault("total", time.perf_counter() - t)
         return _resize_labels(pred, image.shape[:2]), timings, int(res.num_queries)
     t = time.perf_counter()
-    dr = dense.dense_probs(clip, image, ds.vocabulary, **_dense_params(s))
-    probs = np.asarray(dr.probs)
+    dr = dense.dense_probs(clip, image, ds.vocabulary, use_pamr=s.use_pamr, **_dense_params(s))
+    timings.update({f"dense_{k}": float(v) for k, v in dr.timings.items()})
     timings["dense"] = time.perf_counter() - t
-    if s.use_pamr:
-        t = time.perf_counter()
-        probs = dense.pamr(image, probs)
-        timings["pamr"] = time.perf_counter() - t
-    pred = probs.argmax(0).astype(np.int64)
-    if ds.background is not None and s.prob_thd:
-        pred[probs.max(0) < s.prob_thd] = ds.background  # SCLIP: low confidence -> background
-    return _resize_labels(pred, image.shape[:2]), timings, 0
+    # dense_probs applies SCLIP's post-processing: area_thd on the probabilities, and pixels
+    # below prob_thd go to class 0 (the background) in ``labels``.
+    return _resize_labels(np.asarray(dr.labels, np.int64), image.shape[:2]), timings, 0
 
 
 def _dense_params(s: Settings) -> dict:

@@ -1,7 +1,6 @@
 """Benchmark: accumulation, outputs, recomputation from saved predictions, torchrun sharding."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,13 +54,10 @@ def test_missing_dataset_message(tmp_path, capsys):
     assert "VOCtrainval_11-May-2012.tar" in capsys.readouterr().err
 
 
-def _run_cli(args, out, nproc=1):
+def _torchrun(args, out, nproc=2):
     env = dict(os.environ, OGCLIP_MODE="offline", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    if nproc == 1:
-        cmd = [sys.executable, "-m", "ogclip_utils", "benchmark"]
-    else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-               "--standalone", "-m", "ogclip_utils", "benchmark"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "-m", "ogclip_utils", "benchmark"]
     r = subprocess.run(cmd + args + ["--output-dir", str(out), "--no-progress"], env=env, cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
@@ -71,29 +67,44 @@ def _run_cli(args, out, nproc=1):
 ARGS = ["--dataset", "shapes", "--num-samples", "5", "--size", "64"]
 
 
-def test_cli_results_recomputable_from_predictions(tmp_path):
-    res = _run_cli(ARGS + ["--save-vis"], tmp_path)
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory):
+    """One in-process CLI run (dense SCLIP, tiny-shapes) shared by the tests below."""
+    import torch
+
+    out = tmp_path_factory.mktemp("bench1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the torchrun workers, so the float sums are identical
+    try:
+        assert benchmark.main(ARGS + ["--save-vis", "--no-progress", "--output-dir", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_cli_results_recomputable_from_predictions(single_run):
+    out, res = single_run
     assert res["num_images"] == 5 and res["world_size"] == 1
     preds, gts = [], []
     for i, seed in zip(res["ids"], res["shapes_seeds"]):
-        preds.append(np.asarray(Image.open(tmp_path / "predictions" / f"{i}.png")).astype(np.int64))
+        preds.append(np.asarray(Image.open(out / "predictions" / f"{i}.png")).astype(np.int64))
         gts.append(data.make_scene(seed, size=64, num_objects=(1, 4)).labels)
     ref = metrics.segmentation_metrics(preds, gts, res["num_classes"])
     assert res["metrics"]["miou"] == pytest.approx(ref["miou"], abs=1e-12)
     np.testing.assert_array_equal(np.array(res["confusion_matrix"]), ref["confusion"])
-    assert (tmp_path / "summary.txt").read_text().startswith("Benchmark: shapes")
-    assert len(list((tmp_path / "visualizations").glob("*.png"))) == 5
+    assert (out / "summary.txt").read_text().startswith("Benchmark: shapes")
+    assert len(list((out / "visualizations").glob("*.png"))) == 5
     assert res["settings"]["method"] == "sclip" and "dense" in res["mean_time_s"]
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_equal_one(tmp_path):
-    one = _run_cli(ARGS, tmp_path / "one")
-    two = _run_cli(ARGS, tmp_path / "two", nproc=2)
+def test_torchrun_two_processes_equal_one(single_run, tmp_path):
+    out1, one = single_run
+    two = _torchrun(ARGS, tmp_path)
     assert two["world_size"] == 2 and two["num_images"] == 5
     assert two["confusion_matrix"] == one["confusion_matrix"]
     assert two["metrics"] == one["metrics"]
     for i in one["ids"]:
-        a = np.asarray(Image.open(tmp_path / "one" / "predictions" / f"{i}.png"))
-        b = np.asarray(Image.open(tmp_path / "two" / "predictions" / f"{i}.png"))
+        a = np.asarray(Image.open(out1 / "predictions" / f"{i}.png"))
+        b = np.asarray(Image.open(tmp_path / "predictions" / f"{i}.png"))
         np.testing.assert_array_equal(a, b)

@@ -734,3 +734,232 @@ def speed_benchmark(model: str = "ViT-B-16-quickgelu", image_hw: tuple[int, int]
     out["dense_vs_matmul"] = out["dense_gflops"] / out["matmul_gflops"]
     out["per_window_vs_matmul"] = out["per_window_gflops"] / out["matmul_gflops"]
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------- evaluation
+@dataclass
+class MethodScore:
+    """mIoU, pixel and mean accuracy (fractions) of one method over a set of images; seconds per image."""
+
+    method: str
+    miou: float
+    pixel_acc: float
+    mean_acc: float
+    seconds_per_image: float
+    use_pamr: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.method + (" + PAMR" if self.use_pamr else "")
+
+
+def compare_methods(clip, images: Sequence[np.ndarray], labels: Sequence[np.ndarray], vocabulary: Sequence[str],
+                    methods: Sequence[str] = METHODS, ignore_index: int = 255, progress: bool = False,
+                    use_pamr: bool = False, **params) -> list[MethodScore]:
+    """Dense maps of every image with every method, scored with :func:`metrics.segmentation_metrics`.
+
+    images: uint8 H×W×3 each; labels: int H×W ground-truth class ids (indices into
+    ``vocabulary``). ``params`` go to :func:`dense_probs` (crop, stride, prob_thd, …);
+    predictions are ``DenseResult.labels``."""
+    from tqdm.auto import tqdm
+
+    from . import metrics
+
+    if len(images) != len(labels) or not len(images):
+        raise ValueError(f"images and labels must be non-empty lists of equal length, got {len(images)} and {len(labels)}")
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"methods: {m!r} is not one of {METHODS}")
+    out = []
+    for m in tqdm(list(methods), desc="methods", disable=not progress, leave=False):
+        t = time.perf_counter()
+        preds = [dense_probs(clip, im, vocabulary, method=m, use_pamr=use_pamr, **params).labels for im in images]
+        dt = (time.perf_counter() - t) / len(images)
+        r = metrics.segmentation_metrics(preds, list(labels), len(vocabulary), ignore_index)
+        out.append(MethodScore(m, float(r["miou"]), float(r["pixel_acc"]), float(r["mean_acc"]), dt, use_pamr))
+    return out
+
+
+def format_scores(scores: Sequence[MethodScore]) -> str:
+    """A small text table of scores in percent (1 decimal), no timings (stable across machines)."""
+    lines = [f"{'method':18s} {'mIoU %':>7s} {'pixel acc %':>12s} {'mean acc %':>11s}"]
+    for s in scores:
+        lines.append(f"{s.label:18s} {100 * s.miou:7.1f} {100 * s.pixel_acc:12.1f} {100 * s.mean_acc:11.1f}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- figures
+def attention_maps(clip, crop: np.ndarray, point: tuple[float, float],
+                   methods: Sequence[str] = ("vanilla", "sclip", "clearclip", "naclip")) -> dict[str, np.ndarray]:
+    """Last-block attention of the patch under ``point`` (x, y in crop pixels) to every patch.
+
+    crop: uint8 image (ideally the model's input size). Returns method → float32 gh×gw map
+    (averaged over heads, CLS column dropped, renormalised to sum 1)."""
+    c = _as_clip(clip)
+    crop = _check_image(crop)
+    x = _normalise(c, crop)
+    out = {}
+    with torch.inference_mode():
+        t, (gh, gw) = _tokens_before_last(c.model.visual, x)
+        blk = c.model.visual.transformer.resblocks[-1]
+        py = min(int(point[1] / crop.shape[0] * gh), gh - 1)
+        px = min(int(point[0] / crop.shape[1] * gw), gw - 1)
+        for m in methods:
+            w = attention_weights(blk, t, m, (gh, gw))
+            if w is None:
+                raise ValueError(f"{m} has no attention map (it uses the value embeddings only)")
+            a = w[0, :, 1 + py * gw + px, 1:].mean(0).float()
+            out[m] = (a / a.sum()).reshape(gh, gw).cpu().numpy()
+    return out
+
+
+def plot_attention(clip, crop: np.ndarray, point: tuple[float, float],
+                   methods: Sequence[str] = ("vanilla", "sclip", "clearclip", "naclip")):
+    """The crop with the query point, then each method's attention map from it; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    maps = attention_maps(clip, crop, point, methods)
+    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(2.6 * (len(maps) + 1), 2.9))
+    axes[0].imshow(crop)
+    axes[0].scatter([point[0]], [point[1]], c="red", marker="x", s=80)
+    axes[0].set_title("crop + query patch", fontsize=9)
+    h, w = crop.shape[:2]
+    for ax, (m, a) in zip(axes[1:], maps.items()):
+        ax.imshow(crop, alpha=0.35)
+        ax.imshow(a, cmap="magma", extent=(-0.5, w - 0.5, h - 0.5, -0.5), alpha=0.8)
+        ax.set_title(f"{m} attention", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_windows(image: np.ndarray, windows: Sequence[tuple[float, float, float, float]]):
+    """The image with every sliding window drawn (colours cycle); returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from . import viz
+
+    fig, axes = plt.subplots(1, 2, figsize=(7, 3.6))
+    axes[0].imshow(image)
+    cols = plt.get_cmap("tab10").colors
+    for i, b in enumerate(windows):
+        viz.show_box(axes[0], b, color=cols[i % len(cols)], lw=1.5)
+    axes[0].set_title(f"{len(windows)} windows", fontsize=9)
+    count = np.zeros(image.shape[:2], int)
+    for x0, y0, x1, y1 in windows:
+        count[int(round(y0)):int(round(y1)), int(round(x0)):int(round(x1))] += 1
+    im = axes[1].imshow(count, cmap="viridis", vmin=0)
+    fig.colorbar(im, ax=axes[1], fraction=0.046)
+    axes[1].set_title("windows per pixel (the count map)", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def top_classes(result: DenseResult, k: int = 4) -> list[int]:
+    """Ids of the k classes with the largest argmax area (ties by id)."""
+    area = np.bincount(result.labels.reshape(-1), minlength=len(result.classes))
+    return [int(i) for i in np.argsort(-area, kind="stable")[:k]]
+
+
+def plot_class_maps(result: DenseResult, image: np.ndarray, classes: Sequence[str | int] | None = None):
+    """Per-class probability maps (default: the 4 largest classes) next to the image; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    ids = top_classes(result) if classes is None else [
+        c if isinstance(c, (int, np.integer)) else _class_id(result, c) for c in classes]
+    fig, axes = plt.subplots(1, len(ids) + 1, figsize=(2.6 * (len(ids) + 1), 2.8))
+    axes[0].imshow(image)
+    axes[0].set_title("image", fontsize=9)
+    for ax, i in zip(axes[1:], ids):
+        im = ax.imshow(result.probs[i], cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"p({result.classes[i]})", fontsize=9)
+    fig.colorbar(im, ax=list(axes), fraction=0.02)
+    for ax in axes:
+        ax.axis("off")
+    return fig
+
+
+def _class_id(result: DenseResult, name: str) -> int:
+    if name in result.classes:
+        return result.classes.index(name)
+    if name in result.queries:
+        return int(result.query_to_class[result.queries.index(name)])
+    raise ValueError(f"class {name!r} is not in the vocabulary {result.classes}")
+
+
+def plot_labels(result: DenseResult, image: np.ndarray, gt: np.ndarray | None = None, title: str = ""):
+    """Argmax map, its overlay on the image, and (optionally) the ground truth; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from . import viz
+
+    n = len(result.classes)
+    panels = [("argmax map", viz.colorize(result.labels, n)), ("overlay", viz.overlay(image, result.labels, num_classes=n))]
+    if gt is not None:
+        panels.append(("ground truth", viz.colorize(gt, n)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 1.6, 3.2))
+    for ax, (t, im) in zip(axes, panels):
+        ax.imshow(im)
+        ax.set_title(t, fontsize=9)
+        ax.axis("off")
+    present = sorted(set(np.unique(result.labels).tolist()) | (set(np.unique(gt).tolist()) - {255} if gt is not None else set()))
+    fig.legend(handles=viz.legend_patches(result.classes, present), fontsize=7, loc="center right", framealpha=0.8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
+    return fig
+
+
+def plot_confidence(result: DenseResult, image: np.ndarray, threshold: float = 0.5):
+    """Confidence views: best-probability heat map; argmax with pixels below ``threshold``
+    marked white; the argmax overlay weighted by confidence. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from . import viz
+
+    conf = result.confidence
+    n = len(result.classes)
+    unsure = viz.colorize(result.labels, n)
+    unsure[conf < threshold] = 255
+    col = viz.colorize(result.labels, n).astype(np.float32)
+    a = (0.8 * conf)[..., None]
+    weighted = (image.astype(np.float32) * (1 - a) + col * a).round().astype(np.uint8)
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.3))
+    im = axes[0].imshow(conf, cmap="magma", vmin=0, vmax=1)
+    fig.colorbar(im, ax=axes[0], fraction=0.046)
+    axes[0].set_title("best probability", fontsize=9)
+    axes[1].imshow(unsure)
+    axes[1].set_title(f"argmax, white = below {threshold:g} ({100 * (conf < threshold).mean():.0f} %)", fontsize=9)
+    axes[2].imshow(weighted)
+    axes[2].set_title("overlay weighted by confidence", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_postprocessed(result: DenseResult, image: np.ndarray, logit_scale: float = 40.0, prob_thd: float = 0.0,
+                       class_name: str | None = None):
+    """Slider view: re-run post-processing on the cached logits, show one class map and the labels."""
+    import matplotlib.pyplot as plt
+
+    from . import viz
+
+    r = postprocess(result, logit_scale=logit_scale, prob_thd=prob_thd)
+    k = _class_id(r, class_name) if class_name else top_classes(r, 2)[-1]
+    n = len(r.classes)
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.3))
+    axes[0].imshow(image)
+    axes[0].set_title("image", fontsize=9)
+    im = axes[1].imshow(r.probs[k], cmap="viridis", vmin=0, vmax=1)
+    fig.colorbar(im, ax=axes[1], fraction=0.046)
+    axes[1].set_title(f"p({r.classes[k]}), logit scale {logit_scale:g}", fontsize=9)
+    axes[2].imshow(viz.overlay(image, r.labels, num_classes=n))
+    axes[2].set_title(f"labels, prob_thd {prob_thd:g}", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -392,3 +392,31 @@ def test_speed_benchmark_smoke():
         assert r[k] > 0
     import os
     assert os.environ.get("OGCLIP_CACHE", "").endswith("cache")  # restored
+
+
+# ----------------------------------------------------------------------------- evaluation and figures
+def test_compare_methods_and_figures(tiny):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenes = [data.make_scene(s, size=64) for s in (1, 2)]
+    scores = dense.compare_methods(tiny, [s.image for s in scenes], [s.labels for s in scenes], data.CLASS_NAMES,
+                                   methods=("vanilla", "sclip"))
+    assert [s.method for s in scores] == ["vanilla", "sclip"]
+    assert all(0 <= s.miou <= 1 for s in scores)
+    assert "sclip" in dense.format_scores(scores)
+    with pytest.raises(ValueError, match="methods"):
+        dense.compare_methods(tiny, [scenes[0].image], [scenes[0].labels], data.CLASS_NAMES, methods=("x",))
+    r = dense.dense_probs(tiny, scenes[0].image, data.CLASS_NAMES)
+    maps = dense.attention_maps(tiny, scenes[0].image, (10, 50))
+    assert set(maps) == {"vanilla", "sclip", "clearclip", "naclip"}
+    assert all(m.shape == (8, 8) and abs(m.sum() - 1) < 1e-4 for m in maps.values())
+    for fig in (dense.plot_attention(tiny, scenes[0].image, (10, 50)), dense.plot_windows(scenes[0].image, r.windows),
+                dense.plot_class_maps(r, scenes[0].image, ["background", "red circle"]),
+                dense.plot_labels(r, scenes[0].image, scenes[0].labels), dense.plot_confidence(r, scenes[0].image),
+                dense.plot_postprocessed(r, scenes[0].image, 10.0, 0.5, "background")):
+        plt.close(fig)
+    with pytest.raises(ValueError, match="vocabulary"):
+        dense.plot_class_maps(r, scenes[0].image, ["purple cloud"])

@@ -122,3 +122,56 @@ def test_cli_errors(tmp_path, capsys):
     assert "missing.png" in capsys.readouterr().err
     assert explain.cli_segment(["--image", "x.png", "--vocabulary", "a", "--edit", "remove", "--output", "o.png"]) == 2
     assert "--prompt" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the real pipeline, offline
+@pytest.fixture(scope="module")
+def shapes_png(tmp_path_factory):
+    from PIL import Image
+
+    from ogclip_utils import data
+
+    scene = data.make_scene(3, size=96, num_objects=2)
+    path = tmp_path_factory.mktemp("scene") / "scene.png"
+    Image.fromarray(scene.image).save(path)
+    return path, scene
+
+
+@pytest.mark.slow
+def test_cli_explain_on_a_shapes_scene_with_a_hostile_class(shapes_png, tmp_path, capsys):
+    from ogclip_utils import data
+
+    path, scene = shapes_png
+    names = [o.name for o in scene.objects]
+    vocab = ["background", *names, *[n for n in data.CLASS_NAMES[1:6] if n not in names], HOSTILE]
+    out = tmp_path / "out"
+    assert explain.cli_explain(["--image", str(path), "--vocabulary", *vocab, "--output", str(out), "--per-class-details",
+                                "--mode", "offline"]) == 0
+    assert "index.html" in capsys.readouterr().out
+    assert len(list((out / "steps").glob("*.png"))) == 18
+    for f in ("confidences.npy", "prompts.json", "statistics.json"):
+        assert (out / "data" / f).is_file()
+    assert np.load(out / "data" / "confidences.npy").shape == (len(vocab), 96, 96)
+    doc = (out / "index.html").read_text()
+    assert HOSTILE not in doc and "&lt;img src=x onerror=alert(1)&gt;" in doc
+    assert all(p.parent == out / "per_class" for p in (out / "per_class").iterdir())
+
+
+@pytest.mark.slow
+def test_cli_segment_remove_changes_only_the_dilated_target(shapes_png, tmp_path, capsys):
+    from PIL import Image
+
+    from ogclip_utils import data, edit, models, pipeline
+
+    path, scene = shapes_png
+    target = scene.objects[0].name
+    out = tmp_path / "removed.png"
+    assert explain.cli_segment(["--image", str(path), "--vocabulary", *data.CLASS_NAMES, "--prompt", target, "--edit", "remove",
+                                "--use-inpainting", "--dilate", "5", "--mode", "offline", "--output", str(out)]) == 0
+    assert "segmenter queries" in capsys.readouterr().out
+    res = pipeline.segment(scene.image, list(data.CLASS_NAMES), clip=models.load_clip("tiny-shapes"),
+                           segmenter=models.load_segmenter("classical"), target=target)
+    mask = explain.target_mask(res, data.CLASS_NAMES, target)
+    assert mask.any(), "the offline pipeline should find the target object"
+    changed = (np.asarray(Image.open(out)) != scene.image).any(axis=2)
+    assert changed.any() and not changed[~edit.dilate_mask(mask, 5)].any()

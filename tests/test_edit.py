@@ -111,6 +111,7 @@ def tiny_pipe(tmp_path_factory):
     return pipe
 
 
+@pytest.mark.slow
 def test_diffusers_inpaint_shapes_and_mask_handling(tiny_pipe, scene, monkeypatch):
     img = scene.image[:, :80]  # 96×80: not square, resized to multiples of 8 and back
     mask = scene.objects[0].mask[:, :80]
@@ -135,6 +136,7 @@ def test_diffusers_inpaint_shapes_and_mask_handling(tiny_pipe, scene, monkeypatc
     assert np.array_equal(res.image, again.image)  # seeded
 
 
+@pytest.mark.slow
 def test_edit_uses_given_pipe_for_replace(tiny_pipe, scene):
     res = edit.edit(scene.image, scene.objects[0].mask, "replace", use_inpainting=True, prompt="a blue star",
                     pipe=tiny_pipe, mode="offline", steps=1, guidance_scale=1.0, max_side=32)

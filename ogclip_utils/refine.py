@@ -371,7 +371,7 @@ class Refined:
 
 def classify_masks(clip, image: np.ndarray, masks: Sequence[np.ndarray], names: Sequence[str],
                    padding: float = 0.1, templates: Sequence[str] | None = None,
-                   logit_scale: float | None = None) -> np.ndarray:
+                   logit_scale: float | None = None, crop: str = "masked") -> np.ndarray:
     """Zero-shot class probabilities (M, C) of each mask's object.
 
     The crop is the mask's box, padded by ``padding`` × its size and squared
@@ -380,6 +380,11 @@ def classify_masks(clip, image: np.ndarray, masks: Sequence[np.ndarray], names: 
     scores the best of its ", "-separated synonyms). ``logit_scale`` defaults to the model's
     own. Region-level classification of a whole object is far more reliable than reading
     the class off pixel-level dense maps.
+
+    ``crop="masked"`` first paints every pixel outside the mask with the median colour of a
+    ring 2–5 px around it (the object's local surround), so the crop shows the segmented
+    object alone — and a mask that covers only background shows only background, which CLIP
+    then names "background". ``crop="box"`` keeps the plain padded box (neighbours visible).
     """
     import torch
 
@@ -388,13 +393,20 @@ def classify_masks(clip, image: np.ndarray, masks: Sequence[np.ndarray], names: 
 
     if len(masks) == 0:
         return np.zeros((0, len(names)), np.float32)
+    if crop not in ("masked", "box"):
+        raise ValueError(f"crop must be 'masked' or 'box', got {crop!r}")
     classes, queries, q2c = dense.parse_vocabulary(list(names))
     crops = []
     for m in masks:
         ys, xs = np.nonzero(m)
         if len(xs) == 0:
             raise ValueError("classify_masks: a mask is empty")
-        c = crop_box(image, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), padding=padding, square=True)
+        src = image
+        if crop == "masked":
+            ring = ndi.binary_dilation(m, iterations=5) & ~ndi.binary_dilation(m, iterations=2)
+            fillc = np.median(image[ring], axis=0) if ring.any() else np.median(image.reshape(-1, 3), axis=0)
+            src = np.where(m[..., None], image, fillc.astype(np.uint8)[None, None, :])
+        c = crop_box(src, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), padding=padding, square=True)
         crops.append(_resize_uint8(c, clip.image_size))
     T = dense.text_embeddings(clip, queries, templates).float()
     img_emb = clip.encode_images(np.stack(crops)).float().cpu()
@@ -537,7 +549,7 @@ def refine(predictor, image, prompts, iou_threshold: float = 0.8, *, mask_choice
            classify: str = "auto", clip=None, probs=None, class_names: Sequence[str] | None = None,
            fill: str = "background", background_id: int | None = None, max_area_fraction: float = 0.5,
            min_class_prob: float = 0.0, min_area: int = 10, set_image: bool | str = "auto",
-           multimask_output: bool = True) -> Refined:
+           multimask_output: bool = True, class_crop: str = "masked") -> Refined:
     """Prompt the segmenter once per prompt, keep one mask each, name it, resolve overlaps.
 
     Args:
@@ -561,6 +573,7 @@ def refine(predictor, image, prompts, iou_threshold: float = 0.8, *, mask_choice
             rejected as background floods (1.0 disables).
         min_class_prob: drop instances whose class probability is below this.
         min_area: candidates smaller than this many pixels are rejected (edge slivers).
+        class_crop: ``"masked"`` or ``"box"`` — what CLIP sees of each mask (see :func:`classify_masks`).
         set_image: call ``predictor.set_image(image)`` first: True, False (it already holds
             this image), or ``"auto"`` — only when the predictor last saw a different image
             (what makes slider re-runs cheap: SAM2's image encoder runs once).
@@ -604,7 +617,7 @@ def refine(predictor, image, prompts, iou_threshold: float = 0.8, *, mask_choice
     if (classify == "dense" or fill == "dense") and p_arr is None:
         raise ValueError(f"classify/fill='dense' needs probs= (the DenseResult the prompts came from)")
     if background_id is None:
-        low = [n.strip().lower() for n in names]
+        low = [n.split(",")[0].strip().lower() for n in names]
         background_id = low.index("background") if "background" in low else 0
     if plist:
         ensure_image(predictor, img, set_image)
@@ -620,7 +633,7 @@ def refine(predictor, image, prompts, iou_threshold: float = 0.8, *, mask_choice
             chosen.append((i, masks[k], float(scores[k])))
     # name each chosen mask
     if classify == "clip" and chosen:
-        cp = classify_masks(clip, img, [m for _, m, _ in chosen], names)
+        cp = classify_masks(clip, img, [m for _, m, _ in chosen], names, crop=class_crop)
     elif classify == "dense" and chosen:
         cp = np.stack([p_arr[:, m].mean(1) for _, m, _ in chosen])
     else:
@@ -644,7 +657,7 @@ def refine(predictor, image, prompts, iou_threshold: float = 0.8, *, mask_choice
     label_map, instances, claims = resolve_overlaps(merged, (H, W), background_id, fill_map)
     params = dict(iou_threshold=float(iou_threshold), mask_choice=mask_choice, classify=classify, fill=fill,
                   background_id=background_id, max_area_fraction=float(max_area_fraction),
-                  min_class_prob=float(min_class_prob), min_area=int(min_area))
+                  min_class_prob=float(min_class_prob), min_area=int(min_area), class_crop=class_crop)
     return Refined(label_map, instances, len(plist), candidates, before, claims, dropped, params)
 
 
@@ -663,7 +676,7 @@ def grid_points(shape: tuple[int, int], points_per_side: int = 32) -> np.ndarray
 
 def grid_baseline(predictor, image, points_per_side: int = 32, *, clip=None, class_names: Sequence[str] | None = None,
                   iou_threshold: float = 0.8, max_area_fraction: float = 0.5, min_area: int = 10,
-                  background_id: int | None = None, set_image: bool | str = "auto") -> Refined:
+                  background_id: int | None = None, set_image: bool | str = "auto", class_crop: str = "masked") -> Refined:
     """The blind baseline: prompt the segmenter at every point of an N×N grid (N² queries),
     keep each point's best mask, drop duplicates (IoU > ``iou_threshold``, class-agnostic),
     name the survivors with CLIP (when ``clip`` and ``class_names`` are given) and resolve
@@ -673,7 +686,7 @@ def grid_baseline(predictor, image, points_per_side: int = 32, *, clip=None, cla
     H, W = img.shape[:2]
     names = list(class_names) if class_names is not None else []
     if background_id is None:
-        low = [n.strip().lower() for n in names]
+        low = [n.split(",")[0].strip().lower() for n in names]
         background_id = low.index("background") if "background" in low else 0
     max_area = int(max_area_fraction * H * W) if max_area_fraction < 1.0 else None
     n = int(points_per_side)
@@ -698,7 +711,7 @@ def grid_baseline(predictor, image, points_per_side: int = 32, *, clip=None, cla
     found = merge_duplicates(found, float(iou_threshold))  # class -1 for all: class-agnostic
     before: list[Instance] = []
     if clip is not None and names and found:
-        cp = classify_masks(clip, img, [f.mask for f in found], names)
+        cp = classify_masks(clip, img, [f.mask for f in found], names, crop=class_crop)
         for f, pr in zip(found, cp):
             c = int(np.argmax(pr))
             if c != background_id:

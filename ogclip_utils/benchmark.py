@@ -143,7 +143,7 @@ def predict(image: np.ndarray, ds: datasets.BenchDataset, s: Settings, clip, seg
         from . import pipeline
 
         t = time.perf_counter()
-        res = pipeline.segment(image, ds.vocabulary, clip=clip, segmenter=segmenter, **_pipeline_params(s))
+        res = pipeline.segment(image, ds.vocabulary, clip=clip, segmenter=segmenter, **_dense_params(s))
         pred = np.asarray(res.label_map).astype(np.int64)
         timings.update({k: float(v) for k, v in getattr(res, "timings", {}).items()})
         timings.setdefault("total", time.perf_counter() - t)
@@ -162,12 +162,6 @@ def _dense_params(s: Settings) -> dict:
                 crop=s.slide_crop, stride=s.slide_stride, short_side=s.short_side)
 
 
-def _pipeline_params(s: Settings) -> dict:
-    p = _dense_params(s)
-    p["use_pamr"] = s.use_pamr
-    return p
-
-
 # ----------------------------------------------------------------------------- a whole run
 def evaluate(ds: datasets.BenchDataset, settings: Settings | None = None, clip=None, segmenter=None,
              indices: Sequence[int] | None = None, progress: bool = True,
@@ -180,6 +174,9 @@ def evaluate(ds: datasets.BenchDataset, settings: Settings | None = None, clip=N
     s = (settings or Settings(dataset=ds.name)).resolved(ds)
     if s.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {s.method!r}")
+    if s.use_sam and s.use_pamr:
+        raise ValueError("use_sam and use_pamr cannot be combined: PAMR smooths the dense map, refinement replaces it "
+                         "with segmenter masks; run them as two benchmarks")
     predictor = predictor or predict
     if predictor is predict and clip is None:
         clip, segmenter = load_models(s, s.use_sam)

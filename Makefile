@@ -36,7 +36,7 @@ unit: setup
 	OGCLIP_MODE=offline $(PY) -m pytest tests -q -p no:cacheprovider
 
 nbval: setup
-	OGCLIP_MODE=offline $(PY) -m pytest -q -p no:cacheprovider --nbval-current-env \
+	OGCLIP_MODE=offline $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 600 notebooks
 
 test: unit nbval

@@ -176,7 +176,8 @@ def _augment(x):
 
 def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int = 0, out_dir: str | Path = "checkpoints",
           n_crops: int = 80_000, n_scenes: int = 10_000, n_bg: int = 1_000, eval_every: int = 200,
-          threads: int = 2, save_every: int = 400) -> dict:
+          threads: int = 2, save_every: int = 400, resume: str | Path | None = None, start_step: int = 0,
+          prior_history: list | None = None) -> dict:
     """Train tiny-shapes from scratch; write ``tiny-shapes.safetensors`` (fp16) and ``tiny-shapes.json``."""
     import torch
     import torch.nn.functional as F
@@ -186,8 +187,9 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     from . import models
 
     torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    torch.set_flush_denormal(True)  # denormal gradients/Adam moments slowed steps ~20× on CPU after ~1k steps
+    torch.manual_seed(seed + start_step)
+    rng = np.random.default_rng([seed, start_step])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -196,14 +198,23 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     ev_x, ev_y = eval_crops(10)
 
     model = models.build_tiny_clip()
+    if resume:
+        from safetensors.torch import load_file
+
+        model.load_state_dict({k: v.float() for k, v in load_file(str(resume)).items()})
     model.train()
     import open_clip
 
     tokenizer = open_clip.get_tokenizer(models.TINY_NAME)
     opt = torch.optim.AdamW(_param_groups(model, 0.1), lr=lr, betas=(0.9, 0.98), eps=1e-6)
     warm = max(1, int(0.02 * steps))
+
+    def lr_at(s: int) -> float:  # fraction of lr at global step s: 2 % warm-up, then cosine to 0 at `steps`
+        return (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+
+    # a resumed run (fresh optimizer state) re-warms over 50 steps to the scheduled value
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
+        opt, lambda i: lr_at(start_step + i) * (min(1.0, (i + 1) / 50) if start_step else 1.0))
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
     tok_cache: dict[str, torch.Tensor] = {}
@@ -219,7 +230,7 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     n_scene_b = int(round(0.35 * batch_size))
     n_bg_b = batch_size - n_crop_b - n_scene_b
     by_cls = [np.nonzero(cache.crop_cls == k)[0] for k in range(30)]
-    history = []
+    history = list(prior_history or [])
     ckpt = out_dir / "tiny-shapes.safetensors"
     clip_bundle = None
 
@@ -237,7 +248,7 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
         save_file(sd, str(tmp))
         tmp.replace(ckpt)
 
-    bar = tqdm(range(steps), desc="train tiny-shapes")
+    bar = tqdm(range(start_step, steps), desc="train tiny-shapes")
     t_train = time.time()
     for step in bar:
         # class-balanced crops: cycle through the 30 classes, random instance of each
@@ -301,7 +312,7 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
         "model": models.TINY_NAME,
         "architecture": "open_clip CLIP (model_configs/tiny-shapes.json) + conv stem (models.install_conv_stem)",
         "parameters": int(sum(p.numel() for p in model.parameters())),
-        "recipe": {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "AdamW(0.9,0.98,eps=1e-6,wd=0.1)",
+        "recipe": {"steps": steps, "resumed_at_step": start_step or None, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "AdamW(0.9,0.98,eps=1e-6,wd=0.1)",
                    "schedule": "2% warm-up, cosine to 0", "mix": {"crops": n_crop_b, "scenes": n_scene_b, "backgrounds": n_bg_b},
                    "shape_only_captions": 0.25, "cache": {"crops": n_crops, "scenes": n_scenes, "backgrounds": n_bg},
                    "threads": threads},
@@ -310,6 +321,7 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
         "held_out": {"n": int(len(fy)), "template": CROP_TEMPLATE, **rep.as_dict()},
     }
     (out_dir / "tiny-shapes.json").write_text(json.dumps(card, indent=1))
+    (out_dir / "README.md").write_text(model_card(card))
     print(json.dumps(card["held_out"], indent=1))
     return card
 
@@ -324,10 +336,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--crops", type=int, default=80_000)
     p.add_argument("--scenes", type=int, default=10_000)
+    p.add_argument("--resume", default=None, help="continue from these weights (fresh optimizer state)")
+    p.add_argument("--start-step", type=int, default=0, help="global step the resumed weights were saved at")
+    p.add_argument("--history", default=None, help="JSON-lines file of earlier evaluation records to keep")
     a = p.parse_args(argv)
     if a.steps < 1 or a.batch_size < 8:
         p.error("--steps must be ≥ 1 and --batch-size ≥ 8")
-    train(a.steps, a.batch_size, a.lr, a.seed, a.out, n_crops=a.crops, n_scenes=a.scenes, threads=a.threads)
+    prior = [json.loads(line) for line in Path(a.history).read_text().splitlines() if line.strip()] if a.history else None
+    train(a.steps, a.batch_size, a.lr, a.seed, a.out, n_crops=a.crops, n_scenes=a.scenes, threads=a.threads,
+          resume=a.resume, start_step=a.start_step, prior_history=prior)
     return 0
 
 

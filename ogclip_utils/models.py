@@ -342,8 +342,16 @@ def build_tiny_clip():
     """A tiny-shapes CLIP at random init, built through open_clip's factory (plus the stem)."""
     import open_clip
 
+    import logging
+
     register_configs()
-    model = open_clip.create_model(TINY_NAME, pretrained=None)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # open_clip warns "No pretrained weights loaded": ours are loaded right after
+    try:
+        model = open_clip.create_model(TINY_NAME, pretrained=None)
+    finally:
+        root.setLevel(level)
     install_conv_stem(model)
     return model
 

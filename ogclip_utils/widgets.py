@@ -26,6 +26,15 @@ def _axes(n: int, size: float = 3.0, ncols: int | None = None):
     return fig, axes.ravel()
 
 
+def _done(fig):
+    """Close ``fig`` (no implicit auto-display) and return it: a cell ending in the call shows
+    it exactly once, the same way under JupyterLab, nbclient and nbval."""
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return fig
+
+
 def _name(result, c: int) -> str:
     return result.vocabulary[c] if 0 <= c < len(result.vocabulary) else str(c)
 
@@ -49,7 +58,7 @@ def show_prompt_steps(result, size: float = 3.0):
         viz.show_points(ax[4], p.points, p.labels, size=80)
     ax[4].set_title(f"{len(ex.prompts)} prompts")
     fig.tight_layout()
-    return fig
+    return _done(fig)
 
 
 def show_prompts(result, ax=None, size: float = 4.0):
@@ -68,7 +77,7 @@ def show_prompts(result, ax=None, size: float = 4.0):
         ax.text(x + 3, y - 3, f"{i}: {_name(result, p.class_id)}", fontsize=7, color="white",
                 bbox=dict(facecolor="black", alpha=0.6, pad=1, edgecolor="none"))
     ax.set_title(f"{len(result.prompts)} prompts")
-    return fig
+    return _done(fig)
 
 
 def show_candidates(result, prompts: Sequence[int] | None = None, size: float = 2.4):
@@ -79,7 +88,7 @@ def show_candidates(result, prompts: Sequence[int] | None = None, size: float = 
     if not idx:
         fig, ax = _axes(1, size)
         ax[0].set_title("no prompts")
-        return fig
+        return _done(fig)
     C = max(len(cands[i].masks) for i in idx)
     fig, ax = _axes(len(idx) * (C + 1), size, ncols=C + 1)
     for r, i in enumerate(idx):
@@ -103,7 +112,7 @@ def show_candidates(result, prompts: Sequence[int] | None = None, size: float = 
                 a.set_xticks([])
                 a.set_yticks([])
     fig.tight_layout()
-    return fig
+    return _done(fig)
 
 
 def show_overlap(result, size: float = 3.2):
@@ -123,7 +132,7 @@ def show_overlap(result, size: float = 3.2):
     ax[2].imshow(viz.overlay(result.image, result.label_map, num_classes=n))
     ax[2].set_title(f"{len(ref.instances)} instances after")
     fig.tight_layout()
-    return fig
+    return _done(fig)
 
 
 def comparison_grid(result, gt: np.ndarray | None = None, size: float = 3.0):
@@ -138,7 +147,7 @@ def comparison_grid(result, gt: np.ndarray | None = None, size: float = 3.0):
         a.imshow(im, vmin=0, vmax=1, cmap="magma") if im.ndim == 2 else a.imshow(im)
         a.set_title(t)
     fig.tight_layout()
-    return fig
+    return _done(fig)
 
 
 # ----------------------------------------------------------------------------- panels
@@ -167,9 +176,9 @@ def _panel(draw: Callable, controls: dict, defaults: dict):
 
 
 def _show(fig):
-    import matplotlib.pyplot as plt
+    from IPython.display import display
 
-    plt.show()
+    display(fig)
     return None
 
 

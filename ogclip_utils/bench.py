@@ -62,12 +62,15 @@ def dense_speed() -> dict:
     return dict(res) if isinstance(res, dict) else {"result": res}
 
 
-def guided_vs_grid(num_scenes: int = 4, size: int = 128, points_per_side: int = 32, seed_offset: int = 0) -> dict:
-    """Guided pipeline vs blind grid on ``num_scenes`` shapes-benchmark scenes: queries, seconds, mIoU."""
+def guided_vs_grid(num_scenes: int = 4, size: int = 128, points_per_side: int = 32, seed_offset: int = 0,
+                   clip=None, segmenter=None) -> dict:
+    """Guided pipeline vs blind grid on ``num_scenes`` shapes-benchmark scenes: queries, seconds, mIoU.
+
+    ``clip`` / ``segmenter`` default to tiny-shapes and the classical segmenter."""
     from . import data, datasets, metrics, models, pipeline, refine
 
-    clip = models.load_clip("tiny-shapes")
-    seg = models.load_segmenter("classical")
+    clip = clip or models.load_clip("tiny-shapes")
+    seg = segmenter or models.load_segmenter("classical")
     seeds = list(datasets.SHAPES_SEEDS[seed_offset:seed_offset + num_scenes])
     g = {"queries": 0, "seconds": 0.0, "preds": []}
     b = {"queries": 0, "seconds": 0.0, "preds": []}

@@ -200,6 +200,146 @@ def run(ds: datasets.BenchDataset, settings: Settings | None = None, clip=None, 
     return BenchmarkResult.from_accumulator(acc, ds.class_names, s)
 
 
+# ----------------------------------------------------------------------------- notebook 06
+#: The post-processing variants notebook 06 compares, as Settings overrides.
+VARIANTS: dict[str, dict] = {"dense": {}, "+ PAMR": {"use_pamr": True}, "+ refinement": {"use_sam": True}}
+
+
+@dataclass
+class Comparison:
+    """Benchmark results of every (method, variant) pair on one dataset with the same models."""
+
+    dataset: str
+    num_images: int
+    results: dict[tuple[str, str], BenchmarkResult]  # (method, variant) -> result
+
+    @property
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(m for m, _ in self.results))
+
+    @property
+    def variants(self) -> list[str]:
+        return list(dict.fromkeys(v for _, v in self.results))
+
+    def table(self, metric: str = "miou") -> str:
+        """A text table: one row per method, one column per variant, ``metric`` in percent."""
+        if metric not in ("miou", "pixel_acc", "mean_acc"):
+            raise ValueError(f"metric must be 'miou', 'pixel_acc' or 'mean_acc', got {metric!r}")
+        vs = self.variants
+        head = f"{metric + ' (%)':12s}" + "".join(f"{v:>15s}" for v in vs)
+        rows = [head, "-" * len(head)]
+        for m in self.methods:
+            cells = [self.results.get((m, v)) for v in vs]
+            rows.append(f"{m:12s}" + "".join(f"{100 * getattr(r, metric):15.1f}" if r else f"{'-':>15s}" for r in cells))
+        return "\n".join(rows)
+
+    def costs(self) -> str:
+        """Mean milliseconds and segmenter queries per image for every pair."""
+        rows = [f"{'method':12s}{'variant':>15s}{'ms / image':>12s}{'queries':>9s}"]
+        for (m, v), r in self.results.items():
+            total = r.mean_times.get("total", r.mean_times.get("dense", float("nan")))
+            rows.append(f"{m:12s}{v:>15s}{1000 * total:12.0f}{r.mean_queries:9.1f}")
+        return "\n".join(rows)
+
+
+def compare(ds: datasets.BenchDataset, methods: Sequence[str] = METHODS, variants: Sequence[str] = tuple(VARIANTS),
+            clip=None, segmenter=None, settings: Settings | None = None, progress: bool = False,
+            predictor: Callable | None = None) -> Comparison:
+    """Run :func:`run` for every method × variant (see :data:`VARIANTS`) with one set of models.
+
+    ``settings``: the shared base settings (default: the dataset's published defaults);
+    ``predictor``: as in :func:`evaluate` (tests)."""
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise ValueError(f"variants must be among {list(VARIANTS)}, got {bad}")
+    base = settings or Settings(dataset=ds.name)
+    need_seg = any(VARIANTS[v].get("use_sam") for v in variants)
+    if predictor is None and (clip is None or (need_seg and segmenter is None)):
+        c, sg = load_models(base.resolved(ds), need_seg)
+        clip, segmenter = clip or c, segmenter or sg
+    out = {}
+    from dataclasses import replace as _replace
+
+    for m in methods:
+        for v in variants:
+            st = _replace(base, method=m, **VARIANTS[v])
+            out[(m, v)] = run(ds, st, clip=clip, segmenter=segmenter, progress=progress, predictor=predictor)
+    return Comparison(ds.name, len(ds), out)
+
+
+def plot_comparison(comp: Comparison, metric: str = "miou", ax=None, reference: float | None = None):
+    """Grouped bars: ``metric`` (percent) per method, one bar per variant; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.6 * len(comp.methods) + 2, 3.6))
+    else:
+        fig = ax.figure
+    vs, ms = comp.variants, comp.methods
+    w = 0.8 / max(len(vs), 1)
+    for j, v in enumerate(vs):
+        vals = [100 * getattr(comp.results[(m, v)], metric) if (m, v) in comp.results else np.nan for m in ms]
+        bars = ax.bar(np.arange(len(ms)) + (j - (len(vs) - 1) / 2) * w, vals, w, label=v)
+        ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+    if reference is not None:
+        ax.axhline(reference, color="grey", ls="--", lw=1)
+    ax.set_xticks(np.arange(len(ms)), ms)
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(f"{comp.dataset}, {comp.num_images} images: {metric} by method and post-processing")
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_stage_times(comp: Comparison, method: str = "sclip", ax=None):
+    """Stacked horizontal bars: mean milliseconds per image in each stage, one bar per variant."""
+    import matplotlib.pyplot as plt
+
+    rows = [(v, comp.results[(method, v)]) for v in comp.variants if (method, v) in comp.results]
+    if not rows:
+        raise ValueError(f"method {method!r} is not in this comparison ({comp.methods})")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 0.6 * len(rows) + 1.4))
+    else:
+        fig = ax.figure
+    # stages in a fixed, readable order; "total"/"dense" sums are not stacked twice
+    names = {"dense_text": "text encoding", "dense_image": "image (windows)", "dense_post": "post-processing",
+             "dense": "dense map", "prompts": "prompt extraction", "refine": "segmenter + naming"}
+    for i, (v, r) in enumerate(rows):
+        t = r.mean_times
+        parts = ([(k, t[k]) for k in ("dense_text", "dense_image", "dense_post") if k in t] if "dense_text" in t
+                 else [(k, t[k]) for k in ("dense", "prompts", "refine") if k in t])
+        left = 0.0
+        for k, sec in parts:
+            ax.barh(i, 1000 * sec, left=left, color=f"C{list(names).index(k)}", label=names[k])
+            left += 1000 * sec
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    ax.legend(uniq.values(), uniq.keys(), fontsize=8, frameon=False, loc="lower right")
+    ax.set_yticks(range(len(rows)), [v for v, _ in rows])
+    ax.set_xlabel("milliseconds per image")
+    ax.set_title(f"where the time goes ({method})")
+    fig.tight_layout()
+    return fig
+
+
+def prob_thd_sweep(dense_results: Sequence, labels: Sequence[np.ndarray], thresholds: Sequence[float],
+                   num_classes: int, ignore_index: int = 255) -> np.ndarray:
+    """Dataset mIoU (fraction) for every ``prob_thd`` in ``thresholds``, re-using cached dense
+    results (``dense.DenseResult``; low-confidence pixels go to class 0). float64 (len(thresholds),)."""
+    from . import dense
+
+    if len(dense_results) != len(labels) or not len(labels):
+        raise ValueError(f"dense_results and labels must be non-empty and of equal length, got {len(dense_results)} and {len(labels)}")
+    out = []
+    for t in thresholds:
+        cm = np.zeros((num_classes, num_classes), np.int64)
+        for r, gt in zip(dense_results, labels):
+            cm += metrics.confusion_matrix(dense.probs_to_labels(r.probs, float(t)), gt, num_classes, ignore_index)
+        out.append(metrics.metrics_from_confusion(cm)["miou"])
+    return np.asarray(out, np.float64)
+
+
 # ----------------------------------------------------------------------------- distributed
 def _dist_setup() -> tuple[int, int, bool]:
     """(rank, world size, initialised here) from torchrun's environment variables."""

@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     # name: (module, function, one-line help)
     "segment": ("ogclip_utils.explain", "cli_segment", "segment / edit one image with a vocabulary"),
     "explain": ("ogclip_utils.explain", "cli_explain", "write the 18-step explanatory HTML viewer"),
+    "ground": ("ogclip_utils.grounding", "main", "baseline grounding: referring expression -> box, Acc@0.5"),
     "benchmark": ("ogclip_utils.benchmark", "main", "evaluate dense / refined segmentation on a dataset"),
     "train": ("ogclip_utils.og_clip", "cli_train", "train Object-Guided CLIP"),
     "evaluate": ("ogclip_utils.og_clip", "cli_evaluate", "evaluate Object-Guided CLIP retrieval"),

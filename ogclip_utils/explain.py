@@ -593,6 +593,21 @@ def explain(result, output: str | Path, image: np.ndarray | None = None, params:
                                                  "statistics": d / "statistics.json"}, stats)
 
 
+def show_steps(out: ExplainOutput, steps: Sequence[int] = (6, 13, 14, 18), ncols: int = 2, size: float = 4.2):
+    """A matplotlib figure of some of the written step images (1-based step numbers, as in
+    ``steps/NN_*.png``), titled with the step names — a preview of ``index.html`` in a notebook."""
+    from PIL import Image
+
+    from . import viz
+
+    bad = [s for s in steps if not (isinstance(s, (int, np.integer)) and 1 <= s <= len(out.steps))]
+    if bad:
+        raise ValueError(f"steps must be step numbers between 1 and {len(out.steps)}, got {bad}")
+    images = [np.asarray(Image.open(out.steps[s - 1]).convert("RGB")) for s in steps]
+    titles = [f"step {s}: {STEPS[s - 1][1]}" for s in steps]
+    return viz.image_grid(images, titles, ncols=ncols, size=size)
+
+
 # ----------------------------------------------------------------------------- command lines
 def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", required=True, help="input image (PNG/JPEG/…)")

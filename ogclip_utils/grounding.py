@@ -839,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import env, models
 
-    p = argparse.ArgumentParser(prog="python -m ogclip_utils.grounding",
+    p = argparse.ArgumentParser(prog="python -m ogclip_utils ground",
                                 description="Acc@0.5 of baseline grounding variants on shapes-world expressions.")
     p.add_argument("--scenes", type=int, default=80)
     p.add_argument("--seed-base", type=int, default=EVAL_SEED_BASE)

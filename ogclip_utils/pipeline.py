@@ -127,9 +127,13 @@ def _target_id(target, vocab: list[str]) -> int | None:
             raise ValueError(f"target={target} is out of range for a vocabulary of {len(vocab)} classes")
         return int(target)
     if isinstance(target, str):
+        t = target.strip().lower()
         low = [v.strip().lower() for v in vocab]
-        if target.strip().lower() in low:
-            return low.index(target.strip().lower())
+        if t in low:
+            return low.index(t)
+        for i, v in enumerate(low):  # a synonym of an "a, b" entry names that class too
+            if t in [x.strip() for x in v.split(",")]:
+                return i
         raise ValueError(f"target {target!r} is not in the vocabulary; add it, or use one of {vocab[:8]}…")
     raise ValueError(f"target must be a class name or id, got {target!r}")
 

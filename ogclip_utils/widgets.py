@@ -204,3 +204,42 @@ def refine_panel(result, **defaults):
     d.update(defaults)
     controls = dict(iou_threshold=(0.0, 1.0, 0.05), mask_choice=["score", "agreement"])
     return _panel(lambda **v: show_overlap(result.rerun(**v)), controls, d)
+
+
+def prob_thd_panel(images: Sequence[np.ndarray], dense_results: Sequence, labels: Sequence[np.ndarray],
+                   class_names: Sequence[str], thresholds: Sequence[float] | None = None, **defaults):
+    """A slider for SCLIP's ``prob_thd`` (pixels below it become background) on cached dense
+    results of a whole benchmark set (notebook 06): left, dataset mIoU against the threshold
+    with the chosen value marked; right, one image's label map at that threshold and its
+    ground truth. ``example`` picks the image shown."""
+    import matplotlib.pyplot as plt
+
+    from . import benchmark, dense, metrics
+
+    th = np.round(np.linspace(0.0, 0.95, 20) if thresholds is None else np.asarray(thresholds, float), 4)
+    n = len(class_names)
+    curve = benchmark.prob_thd_sweep(dense_results, labels, th, n)
+    d = dict(prob_thd=0.0, example=0)
+    d.update(defaults)
+
+    def draw(prob_thd: float, example: int):
+        i = int(np.clip(example, 0, len(images) - 1))
+        lab = dense.probs_to_labels(dense_results[i].probs, float(prob_thd))
+        fig, ax = plt.subplots(1, 4, figsize=(13, 3.2), gridspec_kw={"width_ratios": [1.5, 1, 1, 1]})
+        ax[0].plot(th, 100 * curve, "o-", ms=3)
+        ax[0].axvline(prob_thd, color="C3", lw=1)
+        ax[0].set_xlabel("prob_thd")
+        ax[0].set_ylabel("dataset mIoU (%)")
+        ax[0].set_title(f"{len(images)} images")
+        miou_i = metrics.segmentation_metrics([lab], [labels[i]], n)["miou"]
+        for a, im, t in ((ax[1], images[i], f"image {i}"), (ax[2], viz.overlay(images[i], lab, num_classes=n),
+                                                             f"prob_thd {prob_thd:.2f}: mIoU {100 * miou_i:.0f} %"),
+                         (ax[3], viz.overlay(images[i], labels[i], num_classes=n), "ground truth")):
+            a.imshow(im)
+            a.set_title(t, fontsize=9)
+            a.axis("off")
+        fig.tight_layout()
+        return _done(fig)
+
+    controls = dict(prob_thd=(0.0, 0.95, 0.05), example=(0, max(len(images) - 1, 0), 1))
+    return _panel(draw, controls, d)

@@ -108,3 +108,36 @@ def test_torchrun_two_processes_equal_one(single_run, tmp_path):
         a = np.asarray(Image.open(out1 / "predictions" / f"{i}.png"))
         b = np.asarray(Image.open(tmp_path / "predictions" / f"{i}.png"))
         np.testing.assert_array_equal(a, b)
+
+
+def test_compare_runs_every_pair_and_formats_tables():
+    ds = datasets.load_dataset("shapes", num_samples=3, size=48)
+    comp = benchmark.compare(ds, methods=("sclip", "vanilla"), variants=("dense", "+ PAMR"), predictor=_shifted)
+    assert set(comp.results) == {("sclip", "dense"), ("sclip", "+ PAMR"), ("vanilla", "dense"), ("vanilla", "+ PAMR")}
+    assert comp.results[("sclip", "+ PAMR")].settings.use_pamr and not comp.results[("sclip", "dense")].settings.use_pamr
+    ref = benchmark.run(ds, predictor=_shifted).miou
+    rows = comp.table("miou").splitlines()
+    assert "+ PAMR" in rows[0] and rows[1].startswith("---")
+    assert rows[2].split() == ["sclip", f"{100 * ref:.1f}", f"{100 * ref:.1f}"]
+    assert len(comp.costs().splitlines()) == 5
+    assert benchmark.plot_comparison(comp) is not None and benchmark.plot_stage_times(comp) is not None
+    with pytest.raises(ValueError, match="variants must be among"):
+        benchmark.compare(ds, variants=("dense", "+ CRF"), predictor=_shifted)
+    with pytest.raises(ValueError, match="metric must be"):
+        comp.table("f1")
+
+
+def test_prob_thd_sweep_by_hand():
+    from types import SimpleNamespace
+
+    # 1×4 image, 2 classes; class-1 probabilities 0.9, 0.6, 0.55, 0.2 ; truth 1, 1, 0, 0
+    p1 = np.array([[0.9, 0.6, 0.55, 0.2]], np.float32)
+    r = SimpleNamespace(probs=np.stack([1 - p1, p1]))
+    gt = np.array([[1, 1, 0, 0]])
+    curve = benchmark.prob_thd_sweep([r], [gt], [0.0, 0.58, 0.7, 0.95], 2)
+    # 0.0: argmax → pred 1,1,1,0 : IoU0 = 1/2, IoU1 = 2/3
+    # 0.58: pixel 3 (best 0.55) → 0 : perfect
+    # 0.7: pixel 2 (best 0.6) → 0 too : IoU0 = 2/3, IoU1 = 1/2 ; 0.95: everything → 0 : IoU0 = 1/2, IoU1 = 0
+    np.testing.assert_allclose(curve, [(1 / 2 + 2 / 3) / 2, 1.0, (2 / 3 + 1 / 2) / 2, 0.25])
+    with pytest.raises(ValueError, match="equal length"):
+        benchmark.prob_thd_sweep([r], [], [0.1], 2)

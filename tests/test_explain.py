@@ -175,3 +175,12 @@ def test_cli_segment_remove_changes_only_the_dilated_target(shapes_png, tmp_path
     assert mask.any(), "the offline pipeline should find the target object"
     changed = (np.asarray(Image.open(out)) != scene.image).any(axis=2)
     assert changed.any() and not changed[~edit.dilate_mask(mask, 5)].any()
+
+
+def test_show_steps_previews_the_written_figures(written):
+    out, _ = written
+    fig = explain.show_steps(out, (1, 18))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["step 1: Raw image", "step 18: " + explain.STEPS[17][1]]
+    with pytest.raises(ValueError, match="steps must be step numbers between 1 and 18"):
+        explain.show_steps(out, (0, 19))

@@ -89,3 +89,20 @@ def test_sam2_random_init_through_refine():
     assert r.num_queries == 2 and r.label_map.shape == (64, 64)
     for c in r.candidates:
         assert c.masks.shape == (3, 64, 64) and c.masks.dtype == bool and c.scores.shape == (3,)
+
+
+def test_target_matches_a_synonym_of_a_vocabulary_entry():
+    vocab = ["background", "dog, puppy", "cat"]
+    assert pipeline._target_id("puppy", vocab) == 1 and pipeline._target_id("Dog, Puppy", vocab) == 1
+    assert pipeline._target_id("cat", vocab) == 2 and pipeline._target_id(2, vocab) == 2
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        pipeline._target_id("pup", vocab)
+
+
+def test_cli_lists_and_dispatches_ground(capsys):
+    from ogclip_utils import cli
+
+    assert cli.main([]) == 0 and "ground" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        cli.main(["ground", "--help"])
+    assert e.value.code == 0 and "--scenes" in capsys.readouterr().out

@@ -8,7 +8,9 @@ detector, crop each box, ask CLIP which crop matches the sentence, return the be
   (ultralytics, optional extra, real mode); or any :class:`Detector`-like callable;
 - crops: :func:`crop` with ``padding`` = ``"none"`` (tight, stretched to a square),
   ``"context"`` (box enlarged by ``context`` × its size per side, stretched) or
-  ``"square"`` (the context crop letterboxed on a square of its mean colour — no distortion);
+  ``"square"`` (the context crop letterboxed on a square of its mean colour — no distortion)
+  or ``"masked"`` (square, with pixels outside the detector's segment painted background);
+  ``ground`` defaults to ``"auto"``: masked when the detector gives masks;
 - scoring: cosine similarity between crop and text embeddings, one template or an ensemble
   (:data:`TEMPLATES`); the full sentence or only its subject (:func:`extract_subject`);
 - pseudo-queries (:func:`pseudo_queries`): describe every crop in words by zero-shot over
@@ -34,7 +36,7 @@ import numpy as np
 
 from . import data, metrics
 
-PADDINGS = ("none", "context", "square")
+PADDINGS = ("none", "context", "square", "masked")
 DETECTORS = ("shapes", "torchvision", "yolo")
 #: A small template ensemble; ``"{}"`` is the expression itself.
 TEMPLATES = ("{}", "a {}", "a photo of {}", "a picture of {}")
@@ -45,11 +47,13 @@ SIZE_WORDS = ("small", "large")
 # ----------------------------------------------------------------------------- results
 @dataclass
 class Detection:
-    """One proposal: box (x0, y0, x1, y1) pixels, detector confidence in [0, 1], detector label."""
+    """One proposal: box (x0, y0, x1, y1) pixels, detector confidence in [0, 1], detector label,
+    and (detectors that segment, like the shapes detector) its bool H×W pixel mask."""
 
     box: tuple[float, float, float, float]
     confidence: float
     label: str = "object"
+    mask: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -239,7 +243,7 @@ class ShapesDetector:
                         continue
                     box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
                     conf = (1 - np.exp(-area / 80.0)) * min(1.0, float(np.median(dist[piece])) / 40.0)
-                    out.append(Detection(box, float(conf), "object"))
+                    out.append(Detection(box, float(conf), "object", piece))
         out.sort(key=lambda d: (d.box[0], d.box[1]))
         return out
 
@@ -329,7 +333,8 @@ def detect(image: np.ndarray, detector: "str | Callable" = "shapes", min_confide
         x0, y0, x1, y1 = d.box
         b = (max(0.0, x0), max(0.0, y0), min(float(W), x1), min(float(H), y1))
         if b[2] > b[0] and b[3] > b[1] and d.confidence >= min_confidence:
-            dets.append(Detection(b, d.confidence, d.label))
+            mask = d.mask if d.mask is not None and np.shape(d.mask) == (H, W) else None
+            dets.append(Detection(b, d.confidence, d.label, mask))
     if len(dets) > max_boxes:
         keep = sorted(np.argsort([-d.confidence for d in dets], kind="stable")[:max_boxes])
         dets = [dets[i] for i in keep]
@@ -338,7 +343,7 @@ def detect(image: np.ndarray, detector: "str | Callable" = "shapes", min_confide
 
 # ----------------------------------------------------------------------------- crops
 def crop(image: np.ndarray, box: Sequence[float], padding: str = "square", context: float = 0.15,
-         size: int | None = 64) -> np.ndarray:
+         size: int | None = 64, mask: np.ndarray | None = None) -> np.ndarray:
     """Crop ``box`` from ``image`` (uint8 H×W×3) for CLIP; returns uint8 size×size×3
     (or the unresized crop when ``size`` is None).
 
@@ -346,7 +351,10 @@ def crop(image: np.ndarray, box: Sequence[float], padding: str = "square", conte
     - ``"context"``: the box grown by ``context`` × its width/height on each side (clipped
       to the image), stretched to a square;
     - ``"square"``: the same context crop letterboxed — centred on a square canvas filled
-      with the crop's mean colour — so the object keeps its aspect ratio.
+      with the crop's mean colour — so the object keeps its aspect ratio;
+    - ``"masked"``: like ``"square"``, but every pixel outside ``mask`` (bool H×W, the
+      detector's segment) is first painted with the median colour of the image outside the
+      mask (mostly background), so neighbours that overlap the box cannot steer CLIP.
     """
     from PIL import Image
 
@@ -357,13 +365,21 @@ def crop(image: np.ndarray, box: Sequence[float], padding: str = "square", conte
         raise ValueError(f"context must be a fraction of the box size in [0, 2], got {context!r}")
     H, W = image.shape[:2]
     x0, y0, x1, y1 = check_box(box, (H, W))
+    if padding == "masked":
+        m = np.asarray(mask, bool) if mask is not None else None
+        if m is None or m.shape != (H, W):
+            raise ValueError(f"padding='masked' needs mask: a bool array of the image's shape {(H, W)}, got "
+                             f"{None if m is None else m.shape}; use detections with masks (the shapes detector) or padding='square'")
+        if m.any() and not m.all():
+            image = image.copy()
+            image[~m] = np.median(image[~m], 0).round().astype(np.uint8)
     if padding != "none":
         px, py = context * (x1 - x0), context * (y1 - y0)
         x0, y0, x1, y1 = x0 - px, y0 - py, x1 + px, y1 + py
     X0, Y0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
     X1, Y1 = min(W, max(int(np.ceil(x1)), X0 + 1)), min(H, max(int(np.ceil(y1)), Y0 + 1))
     out = image[Y0:Y1, X0:X1]
-    if padding == "square":
+    if padding in ("square", "masked"):
         h, w = out.shape[:2]
         s = max(h, w)
         canvas = np.empty((s, s, 3), np.uint8)
@@ -493,7 +509,7 @@ def pseudo_queries(clip, crop_embeddings: np.ndarray, boxes: Sequence[Sequence[f
 
 
 def ground(image: np.ndarray, expression: str, clip, detector: "str | Callable" = "shapes",
-           padding: str = "square", context: float = 0.15, templates: Sequence[str] = DEFAULT_TEMPLATES,
+           padding: str = "auto", context: float = 0.15, templates: Sequence[str] = DEFAULT_TEMPLATES,
            query: str = "full", method: str = "crop", min_confidence: float = 0.0,
            detections: list[Detection] | None = None) -> GroundingResult:
     """Ground ``expression`` in ``image``: the detector box whose crop CLIP matches best.
@@ -503,7 +519,9 @@ def ground(image: np.ndarray, expression: str, clip, detector: "str | Callable" 
         expression: a referring expression, e.g. "the red circle".
         clip: a :class:`models.ClipBundle`.
         detector: "shapes" | "torchvision" | "yolo" or a callable image → [Detection].
-        padding: "none" | "context" | "square" (see :func:`crop`); ``context`` its fraction.
+        padding: "none" | "context" | "square" | "masked" (see :func:`crop`) or "auto" (masked
+            when every proposal carries a mask, as the shapes detector's do; else square);
+            ``context`` the context fraction.
         templates: prompt templates; several = an ensemble (mean of normalised embeddings).
         query: "full" (the whole sentence) or "subject" (:func:`extract_subject`).
         method: "crop" (image–text cosine) or "pseudo" (pseudo-query text–text cosine).
@@ -524,8 +542,27 @@ def ground(image: np.ndarray, expression: str, clip, detector: "str | Callable" 
     dets = [d for d in dets if d.confidence >= min_confidence]
     if not dets:
         return GroundingResult(None, float("nan"), [], expression, text, method)
-    crops = [crop(image, d.box, padding, context, size=clip.image_size) for d in dets]
+    crops = crop_detections(image, dets, padding, context, clip.image_size)
     return _choose(clip, dets, crops, encode_crops(clip, crops), expression, text, templates, method)
+
+
+def resolve_padding(padding: str, dets: Sequence[Detection]) -> str:
+    """``"auto"`` → ``"masked"`` when every detection has a mask, else ``"square"``."""
+    if padding == "auto":
+        return "masked" if dets and all(d.mask is not None for d in dets) else "square"
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be 'auto' or one of {PADDINGS}, got {padding!r}")
+    return padding
+
+
+def crop_detections(image: np.ndarray, dets: Sequence[Detection], padding: str = "auto", context: float = 0.15,
+                    size: int | None = 64) -> list[np.ndarray]:
+    """:func:`crop` of every detection (``padding`` resolved by :func:`resolve_padding`)."""
+    pad = resolve_padding(padding, dets)
+    if pad == "masked" and any(d.mask is None for d in dets):
+        raise ValueError("padding='masked' needs detections with masks (the shapes detector gives them; "
+                         "YOLO/torchvision boxes do not): use padding='square' or 'auto'")
+    return [crop(image, d.box, pad, context, size=size, mask=d.mask if pad == "masked" else None) for d in dets]
 
 
 def _choose(clip, dets: list[Detection], crops: list[np.ndarray], emb: np.ndarray, expression: str, text: str,
@@ -556,6 +593,7 @@ class Variant:
 
 
 DEFAULT_VARIANTS = (
+    Variant("crop · full sentence · masked", "masked", "full"),
     Variant("crop · full sentence · square", "square", "full"),
     Variant("crop · subject only · square", "square", "subject"),
     Variant("crop · full sentence · no padding", "none", "full"),
@@ -627,7 +665,7 @@ def evaluate(clip, seeds: Sequence[int], variants: Sequence[Variant] = DEFAULT_V
         dets = detect(sc.image, detector)
         per_pad = {}
         for pad in sorted({v.padding for v in variants}):
-            crops = [crop(sc.image, d.box, pad, context, size=clip.image_size) for d in dets]
+            crops = crop_detections(sc.image, dets, pad, context, clip.image_size)
             emb = encode_crops(clip, crops)
             qs = pseudo_queries(clip, emb, [d.box for d in dets]) if dets else []
             per_pad[pad] = (crops, emb, qs)

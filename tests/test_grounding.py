@@ -179,9 +179,12 @@ def test_pseudo_queries_take_words_from_crops_and_size_from_boxes(random_clip):
 
 
 def test_trained_model_grounds_attribute_expressions(trained_clip):
-    ev = grounding.evaluate(trained_clip, range(880, 892), variants=grounding.DEFAULT_VARIANTS[:1])
+    # masked crops (the default for the shapes detector) on 40 crowded scenes: measured 89 % on
+    # 80 scenes with seeds 71000000…; a clear margin below it still catches a broken model or crop
+    ev = grounding.evaluate(trained_clip, range(880, 920), variants=grounding.DEFAULT_VARIANTS[:1])
     row = ev.table[grounding.DEFAULT_VARIANTS[0].name]
-    assert row["attribute"] >= 60.0, ev.format()
+    assert grounding.DEFAULT_VARIANTS[0].padding == "masked"
+    assert row["attribute"] >= 80.0, ev.format()
     assert set(ev.detector_recall) <= {"attribute", "relational"}
 
 
@@ -233,3 +236,41 @@ def test_load_refcocog_errors(tmp_path):
         pickle.dump([{"obj": grounding.Detection((0, 0, 1, 1), 1.0)}], f)
     with pytest.raises(ValueError, match="refusing"):
         grounding.load_refcocog(tmp_path, "val")
+
+
+def test_shapes_detector_returns_masks_inside_their_boxes():
+    sc = data.make_scene(3, size=128, num_objects=3)
+    dets = grounding.detect(sc.image, "shapes")
+    assert dets and all(d.mask is not None and d.mask.shape == (128, 128) and d.mask.any() for d in dets)
+    for d in dets:
+        ys, xs = np.nonzero(d.mask)
+        assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == tuple(int(v) for v in d.box)
+
+
+def test_masked_crop_paints_everything_outside_the_mask():
+    img = np.zeros((20, 20, 3), np.uint8)
+    img[:, :] = (10, 20, 30)          # background
+    img[5:10, 5:10] = (200, 0, 0)     # the object
+    img[5:10, 10:15] = (0, 200, 0)    # a neighbour inside the same box
+    mask = np.zeros((20, 20), bool)
+    mask[5:10, 5:10] = True
+    out = grounding.crop(img, (5, 5, 15, 10), "masked", context=0.0, size=None, mask=mask)
+    assert out.shape == (10, 10, 3)   # letterboxed to a square
+    colours = {tuple(c) for c in out.reshape(-1, 3)}
+    assert (0, 200, 0) not in colours and (200, 0, 0) in colours
+    with pytest.raises(ValueError, match="needs mask"):
+        grounding.crop(img, (5, 5, 15, 10), "masked")
+    with pytest.raises(ValueError, match="needs mask"):
+        grounding.crop(img, (5, 5, 15, 10), "masked", mask=mask[:10])
+
+
+def test_auto_padding_uses_masks_only_when_every_detection_has_one():
+    m = np.ones((4, 4), bool)
+    with_masks = [grounding.Detection((0, 0, 2, 2), 1.0, mask=m)]
+    mixed = with_masks + [grounding.Detection((1, 1, 3, 3), 1.0)]
+    assert grounding.resolve_padding("auto", with_masks) == "masked"
+    assert grounding.resolve_padding("auto", mixed) == "square"
+    with pytest.raises(ValueError, match="needs detections with masks"):
+        grounding.crop_detections(np.zeros((4, 4, 3), np.uint8), mixed, "masked")
+    with pytest.raises(ValueError, match="padding must be"):
+        grounding.resolve_padding("letterbox", mixed)

@@ -558,10 +558,21 @@ def _pamr_kernels(kind: str) -> torch.Tensor:
 
 
 def _local(x: torch.Tensor, kernel: torch.Tensor, dilations: Sequence[int]) -> torch.Tensor:
+    """B×K×H×W → B×K×(P·len(dilations))×H×W: the 3×3 ``kernel`` bank (P×1×3×3, one ±1 tap per
+    position and an optional +1 centre) applied at each dilation with replicate padding.
+    Done with shifted slices of the padded map — the same numbers as a dilated conv2d, many
+    times faster on CPU (dilated 1-channel convolutions are slow there)."""
     b, k, h, w = x.shape
-    x = x.reshape(b * k, 1, h, w)
-    outs = [F.conv2d(F.pad(x, [d] * 4, mode="replicate"), kernel.to(x), dilation=d) for d in dilations]
-    return torch.cat(outs, 1).reshape(b, k, -1, h, w)
+    outs = []
+    for d in dilations:
+        xp = F.pad(x.reshape(b * k, 1, h, w), [d] * 4, mode="replicate").reshape(b, k, h + 2 * d, w + 2 * d)
+        for kern in kernel[:, 0]:
+            acc = None
+            for (a, c) in torch.nonzero(kern).tolist():
+                t = xp[..., a * d:a * d + h, c * d:c * d + w] * float(kern[a, c])
+                acc = t if acc is None else acc + t
+            outs.append(acc)
+    return torch.stack(outs, 2)
 
 
 def pamr(image: np.ndarray, maps: np.ndarray | torch.Tensor, num_iter: int = 10,
@@ -582,9 +593,16 @@ def pamr(image: np.ndarray, maps: np.ndarray | torch.Tensor, num_iter: int = 10,
     std = _local(x, _pamr_kernels("std"), dilations).std(2, keepdim=True)
     aff = -_local(x, _pamr_kernels("diff"), dilations).abs() / (1e-8 + 0.1 * std)
     aff = torch.softmax(aff.mean(1, keepdim=True), 2)
-    copy = _pamr_kernels("copy")
+    # m ← Σ_j aff_j · (m shifted to neighbour j): the "copy" kernels, accumulated in place
+    shifts = [(d, a, c) for d in dilations for (a, c) in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2)]]
+    aff = aff[:, 0]  # 1×J×H×W
+    h, w = m.shape[-2:]
     for _ in range(int(num_iter)):
-        m = (_local(m, copy, dilations) * aff).sum(2)
+        pads = {d: F.pad(m, [d] * 4, mode="replicate") for d in dilations}
+        out = torch.zeros_like(m)
+        for j, (d, a, c) in enumerate(shifts):
+            out.addcmul_(pads[d][..., a * d:a * d + h, c * d:c * d + w], aff[:, j:j + 1])
+        m = out
     return m[0].numpy().astype(np.float32)
 
 

@@ -420,3 +420,26 @@ def test_compare_methods_and_figures(tiny):
         plt.close(fig)
     with pytest.raises(ValueError, match="vocabulary"):
         dense.plot_class_maps(r, scenes[0].image, ["purple cloud"])
+
+
+def test_pamr_equals_the_dilated_convolution_formulation():
+    """PAMR (Araslanov & Roth) written as in its reference code: 3×3 kernels applied with
+    dilated conv2d and replicate padding; ours uses shifted slices and must match."""
+    import torch.nn.functional as F
+
+    def local(x, kernel, dilations):
+        b, k, h, w = x.shape
+        x = x.reshape(b * k, 1, h, w)
+        outs = [F.conv2d(F.pad(x, [d] * 4, mode="replicate"), kernel, dilation=d) for d in dilations]
+        return torch.cat(outs, 1).reshape(b, k, -1, h, w)
+
+    rng = np.random.default_rng(0)
+    img = (rng.random((40, 36, 3)) * 255).astype(np.uint8)
+    maps = rng.random((5, 40, 36)).astype(np.float32)
+    m = torch.from_numpy(maps)[None]
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    std = local(x, dense._pamr_kernels("std"), (2, 4)).std(2, keepdim=True)
+    aff = torch.softmax((-local(x, dense._pamr_kernels("diff"), (2, 4)).abs() / (1e-8 + 0.1 * std)).mean(1, keepdim=True), 2)
+    for _ in range(3):
+        m = (local(m, dense._pamr_kernels("copy"), (2, 4)) * aff).sum(2)
+    np.testing.assert_allclose(dense.pamr(img, maps, num_iter=3, dilations=(2, 4)), m[0].numpy(), atol=1e-5)

@@ -29,14 +29,14 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
 demo: setup
-	OGCLIP_MODE=offline $(PY) -m ogclip_utils.nbtools demo --out $(OUT)
+	OGCLIP_MODE=offline OGCLIP_HEADLESS=1 $(PY) -m ogclip_utils.nbtools demo --out $(OUT)
 	OGCLIP_MODE=offline $(PY) -m ogclip_utils.demo_extras --out $(OUT)
 
 unit: setup
 	OGCLIP_MODE=offline $(PY) -m pytest tests -q -p no:cacheprovider
 
 nbval: setup
-	OGCLIP_MODE=offline $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
+	OGCLIP_MODE=offline OGCLIP_HEADLESS=1 $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 600 notebooks
 
 test: unit nbval

@@ -252,10 +252,8 @@ def _masks_overlay(v: View, items, alpha: float = 0.55) -> np.ndarray:
 
 def render_steps(v: View, out_dir: Path) -> list[Path]:
     """Write the 18 step figures into ``out_dir`` (created); return their paths in order."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # figures are saved and closed: any backend works (no backend switch,
+    # which would silence a notebook's inline figures)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []

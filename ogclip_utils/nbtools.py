@@ -60,10 +60,12 @@ def execute(path: str | os.PathLike, out: str | os.PathLike | None = None, timeo
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     os.environ.setdefault("OGCLIP_MODE", "offline")
+    os.environ.setdefault("OGCLIP_HEADLESS", "1")  # panels draw their default figure (widgets.headless)
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     t = time.time()
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     dt = time.time() - t
+    nb.metadata.pop("widgets", None)  # no widget state from a headless run
     nbformat.write(nb, Path(out) if out else path)
     return dt
 

@@ -7,6 +7,7 @@ figure for the default values, so the same notebook cell works in JupyterLab and
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Sequence
 
 import numpy as np
@@ -31,7 +32,8 @@ def _done(fig):
     it exactly once, the same way under JupyterLab, nbclient and nbval."""
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    if fig is not None and hasattr(fig, "savefig"):
+        plt.close(fig)
     return fig
 
 
@@ -151,9 +153,29 @@ def comparison_grid(result, gt: np.ndarray | None = None, size: float = 3.0):
 
 
 # ----------------------------------------------------------------------------- panels
+def headless() -> bool:
+    """True when ``OGCLIP_HEADLESS`` is set (``make test``/``make demo``/CI set it): panels then
+    draw their default figure instead of creating widgets. A kernel without a front end still
+    exchanges widget messages with the client, and headless runners (nbclient) can block on
+    them now and then (jupyter/nbclient#312), so headless runs create no widgets at all."""
+    return os.environ.get("OGCLIP_HEADLESS", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def panel(draw: Callable, controls: dict, defaults: dict):
+    """Sliders and drop-downs for ``draw(**values) -> matplotlib Figure``.
+
+    ``controls`` maps each argument to a list of strings (drop-down), an ``(min, max, step)``
+    tuple of ints (integer slider) or of floats (float slider); ``defaults`` gives the values
+    drawn first. In JupyterLab/Colab: an ``ipywidgets.interactive`` that redraws on release.
+    Headless (:func:`headless`, no IPython, or no ipywidgets): the figure for ``defaults``."""
+    return _panel(draw, controls, defaults)
+
+
 def _panel(draw: Callable, controls: dict, defaults: dict):
     """``interact`` on ``draw(**values)`` when ipywidgets and a front end are there;
     otherwise (headless) draw once with ``defaults`` and return that figure."""
+    if headless():
+        return _done(draw(**defaults))
     try:
         import ipywidgets as w
         from IPython import get_ipython
@@ -178,7 +200,8 @@ def _panel(draw: Callable, controls: dict, defaults: dict):
 def _show(fig):
     from IPython.display import display
 
-    display(fig)
+    if fig is not None:  # draw functions may print instead of returning a figure
+        display(_done(fig))  # closed first: the inline backend must not show it a second time
     return None
 
 

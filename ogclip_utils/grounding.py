@@ -649,9 +649,12 @@ def evaluate(clip, seeds: Sequence[int], variants: Sequence[Variant] = DEFAULT_V
     """Acc@0.5 of every variant on the referring expressions of ``data.make_scene(seed)`` scenes.
 
     The detector runs once per scene, and crops are encoded once per scene and padding.
+    With a box-only detector ("torchvision", "yolo") the "masked" variants are left out.
     """
     from tqdm.auto import tqdm
 
+    if isinstance(detector, str) and detector != "shapes":  # box-only detectors: no masked crops
+        variants = [v for v in variants if v.padding != "masked"]
     preds: dict[str, list[Prediction]] = {v.name: [] for v in variants}
     recall_hits: dict[str, list[bool]] = {}
     text_cache: dict | None = None

@@ -267,7 +267,7 @@ def compare(ds: datasets.BenchDataset, methods: Sequence[str] = METHODS, variant
     return Comparison(ds.name, len(ds), out)
 
 
-def plot_comparison(comp: Comparison, metric: str = "miou", ax=None, reference: float | None = None):
+def plot_comparison(comp: Comparison, metric: str = "miou", ax=None):
     """Grouped bars: ``metric`` (percent) per method, one bar per variant; returns the figure."""
     import matplotlib.pyplot as plt
 
@@ -281,8 +281,6 @@ def plot_comparison(comp: Comparison, metric: str = "miou", ax=None, reference: 
         vals = [100 * getattr(comp.results[(m, v)], metric) if (m, v) in comp.results else np.nan for m in ms]
         bars = ax.bar(np.arange(len(ms)) + (j - (len(vs) - 1) / 2) * w, vals, w, label=v)
         ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
-    if reference is not None:
-        ax.axhline(reference, color="grey", ls="--", lw=1)
     ax.set_xticks(np.arange(len(ms)), ms)
     ax.set_ylabel(f"{metric} (%)")
     ax.set_title(f"{comp.dataset}, {comp.num_images} images: {metric} by method and post-processing")

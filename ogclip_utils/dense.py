@@ -544,9 +544,13 @@ def postprocess(result: DenseResult, logit_scale: float | None = None, prob_thd:
 
 
 # ----------------------------------------------------------------------------- PAMR
+#: PAMR's 8 neighbours as (row, column) in a 3×3 window, in the order of its kernels.
+_PAMR_NEIGHBOURS = ((0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2))
+
+
 def _pamr_kernels(kind: str) -> torch.Tensor:
     """3×3 kernels of PAMR: "diff" centre − neighbour (8), "copy" neighbour (8), "std" all 9 pixels."""
-    pos = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2)]
+    pos = list(_PAMR_NEIGHBOURS)
     if kind == "std":
         pos = pos[:4] + [(1, 1)] + pos[4:]
     w = torch.zeros(len(pos), 1, 3, 3)
@@ -594,7 +598,7 @@ def pamr(image: np.ndarray, maps: np.ndarray | torch.Tensor, num_iter: int = 10,
     aff = -_local(x, _pamr_kernels("diff"), dilations).abs() / (1e-8 + 0.1 * std)
     aff = torch.softmax(aff.mean(1, keepdim=True), 2)
     # m ← Σ_j aff_j · (m shifted to neighbour j): the "copy" kernels, accumulated in place
-    shifts = [(d, a, c) for d in dilations for (a, c) in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2)]]
+    shifts = [(d, a, c) for d in dilations for (a, c) in _PAMR_NEIGHBOURS]
     aff = aff[:, 0]  # 1×J×H×W
     h, w = m.shape[-2:]
     for _ in range(int(num_iter)):

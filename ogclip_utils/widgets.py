@@ -162,18 +162,12 @@ def headless() -> bool:
 
 
 def panel(draw: Callable, controls: dict, defaults: dict):
-    """Sliders and drop-downs for ``draw(**values) -> matplotlib Figure``.
+    """Sliders and drop-downs for ``draw(**values) -> matplotlib Figure`` (or None after printing).
 
     ``controls`` maps each argument to a list of strings (drop-down), an ``(min, max, step)``
     tuple of ints (integer slider) or of floats (float slider); ``defaults`` gives the values
     drawn first. In JupyterLab/Colab: an ``ipywidgets.interactive`` that redraws on release.
     Headless (:func:`headless`, no IPython, or no ipywidgets): the figure for ``defaults``."""
-    return _panel(draw, controls, defaults)
-
-
-def _panel(draw: Callable, controls: dict, defaults: dict):
-    """``interact`` on ``draw(**values)`` when ipywidgets and a front end are there;
-    otherwise (headless) draw once with ``defaults`` and return that figure."""
     if headless():
         return _done(draw(**defaults))
     try:
@@ -217,7 +211,7 @@ def prompt_panel(result, **defaults):
     d.update(defaults)
     controls = dict(min_confidence=(0.0, 1.0, 0.05), min_region_size=(0, 400, 10), points_per_cluster=(1, 5, 1),
                     negative_points_per_cluster=(0, 5, 1), negative_confidence_threshold=(0.0, 1.0, 0.05))
-    return _panel(lambda **v: show_prompt_steps(result.rerun(**v)), controls, d)
+    return panel(lambda **v: show_prompt_steps(result.rerun(**v)), controls, d)
 
 
 def refine_panel(result, **defaults):
@@ -226,7 +220,7 @@ def refine_panel(result, **defaults):
              mask_choice=result.params.get("mask_choice", "score"))
     d.update(defaults)
     controls = dict(iou_threshold=(0.0, 1.0, 0.05), mask_choice=["score", "agreement"])
-    return _panel(lambda **v: show_overlap(result.rerun(**v)), controls, d)
+    return panel(lambda **v: show_overlap(result.rerun(**v)), controls, d)
 
 
 def prob_thd_panel(images: Sequence[np.ndarray], dense_results: Sequence, labels: Sequence[np.ndarray],
@@ -265,4 +259,4 @@ def prob_thd_panel(images: Sequence[np.ndarray], dense_results: Sequence, labels
         return _done(fig)
 
     controls = dict(prob_thd=(0.0, 0.95, 0.05), example=(0, max(len(images) - 1, 0), 1))
-    return _panel(draw, controls, d)
+    return panel(draw, controls, d)

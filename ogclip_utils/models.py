@@ -320,8 +320,8 @@ def register_configs() -> None:
 def install_conv_stem(model) -> None:
     """Replace ``visual.conv1`` of a tiny-shapes CLIP by a small convolutional stem.
 
-    The only architectural change the tiny model makes to open_clip's ``CLIP``, applied here
-    and nowhere else: three 3×3 stride-2 convolutions (3→32→64→width, GELU between)
+    One of the tiny model's two changes to open_clip's ``CLIP`` (the other is
+    :func:`install_late_class_token`), applied here and nowhere else: three 3×3 stride-2 convolutions (3→32→64→width, GELU between)
     instead of the 8×8 patch projection. 64 px → 32 → 16 → 8, the same 8×8 token grid as
     patch size 8, so positional embeddings, the class token, the transformer blocks, pooling
     and SCLIP's last-block surgery are unchanged. Probes found it lifts shape recognition
@@ -338,8 +338,50 @@ def install_conv_stem(model) -> None:
     )
 
 
-def build_tiny_clip():
-    """A tiny-shapes CLIP at random init, built through open_clip's factory (plus the stem)."""
+def install_late_class_token(model) -> None:
+    """Keep the class token out of blocks 1…L−1 of the image tower (CaiT-style class attention).
+
+    In those blocks the class token attends only to itself and no patch attends to it, so it
+    can gather the image only in the last block's attention — exactly the step SCLIP replaces.
+    Whatever the image embedding knows must therefore be in the patch tokens before the last
+    block. (With class-token pooling from the start, probes on tiny-shapes found the shape
+    only in the class token's own stream: patch tokens pooled over a whole object scored
+    shape at chance.) Parameters and state-dict keys are unchanged: the blocks only change
+    class (:class:`LateClassTokenBlock`), so ``encode_image``, dense.py and the weights file
+    all see the same model.
+    """
+    tr = model.visual.transformer
+    seq_dim = 1 if getattr(tr, "batch_first", True) else 0
+    for blk in tr.resblocks[:-1]:
+        blk.__class__ = _late_class_token_block_type()
+        blk.seq_dim = seq_dim
+
+
+_LATE_BLOCK = None
+
+
+def _late_class_token_block_type():
+    global _LATE_BLOCK
+    if _LATE_BLOCK is None:
+        import torch
+        from open_clip.transformer import ResidualAttentionBlock
+
+        class LateClassTokenBlock(ResidualAttentionBlock):
+            """A ``ResidualAttentionBlock`` run separately on the class token and on the patches."""
+
+            seq_dim = 1
+
+            def forward(self, q_x, k_x=None, v_x=None, attn_mask=None):
+                cls, patches = q_x.narrow(self.seq_dim, 0, 1), q_x.narrow(self.seq_dim, 1, q_x.shape[self.seq_dim] - 1)
+                return torch.cat([super().forward(cls), super().forward(patches)], self.seq_dim)
+
+        _LATE_BLOCK = LateClassTokenBlock
+    return _LATE_BLOCK
+
+
+def build_tiny_clip(late_class_token: bool = True):
+    """A tiny-shapes CLIP at random init, built through open_clip's factory, plus the stem and
+    (unless ``late_class_token=False``, training stage 1 only) the late class token."""
     import open_clip
 
     import logging
@@ -353,6 +395,8 @@ def build_tiny_clip():
     finally:
         root.setLevel(level)
     install_conv_stem(model)
+    if late_class_token:
+        install_late_class_token(model)
     return model
 
 

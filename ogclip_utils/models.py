@@ -13,6 +13,7 @@ Checkpoints are loaded safely: safetensors, or ``torch.load(..., weights_only=Tr
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -321,8 +322,8 @@ def install_conv_stem(model) -> None:
     """Replace ``visual.conv1`` of a tiny-shapes CLIP by a small convolutional stem.
 
     One of the tiny model's two changes to open_clip's ``CLIP`` (the other is
-    :func:`install_late_class_token`), applied here and nowhere else: three 3×3 stride-2 convolutions (3→32→64→width, GELU between)
-    instead of the 8×8 patch projection. 64 px → 32 → 16 → 8, the same 8×8 token grid as
+    :func:`install_late_class_token`), applied here and nowhere else: three 3×3 stride-2
+    convolutions (3→32→64→width, GELU between) instead of the 8×8 patch projection. 64 px → 32 → 16 → 8, the same 8×8 token grid as
     patch size 8, so positional embeddings, the class token, the transformer blocks, pooling
     and SCLIP's last-block surgery are unchanged. Probes found it lifts shape recognition
     from ~55 % to >95 % at this scale. Code that needs the token width must read it from
@@ -353,30 +354,29 @@ def install_late_class_token(model) -> None:
     tr = model.visual.transformer
     seq_dim = 1 if getattr(tr, "batch_first", True) else 0
     for blk in tr.resblocks[:-1]:
-        blk.__class__ = _late_class_token_block_type()
+        blk.__class__ = _late_class_token_block()
         blk.seq_dim = seq_dim
 
 
-_LATE_BLOCK = None
+@functools.cache
+def _late_class_token_block():
+    """The block class, made on first use (open_clip is imported lazily in this module)."""
+    import torch
+    from open_clip.transformer import ResidualAttentionBlock
 
+    class LateClassTokenBlock(ResidualAttentionBlock):
+        """A ``ResidualAttentionBlock`` run separately on the class token and on the patches."""
 
-def _late_class_token_block_type():
-    global _LATE_BLOCK
-    if _LATE_BLOCK is None:
-        import torch
-        from open_clip.transformer import ResidualAttentionBlock
+        seq_dim = 1  # 0 for sequence-first transformers
 
-        class LateClassTokenBlock(ResidualAttentionBlock):
-            """A ``ResidualAttentionBlock`` run separately on the class token and on the patches."""
+        def forward(self, q_x, k_x=None, v_x=None, attn_mask=None):
+            if k_x is not None or v_x is not None or attn_mask is not None:
+                raise ValueError("LateClassTokenBlock is self-attention without a mask (the image tower's blocks)")
+            n = q_x.shape[self.seq_dim]
+            cls, patches = q_x.narrow(self.seq_dim, 0, 1), q_x.narrow(self.seq_dim, 1, n - 1)
+            return torch.cat([super().forward(cls), super().forward(patches)], self.seq_dim)
 
-            seq_dim = 1
-
-            def forward(self, q_x, k_x=None, v_x=None, attn_mask=None):
-                cls, patches = q_x.narrow(self.seq_dim, 0, 1), q_x.narrow(self.seq_dim, 1, q_x.shape[self.seq_dim] - 1)
-                return torch.cat([super().forward(cls), super().forward(patches)], self.seq_dim)
-
-        _LATE_BLOCK = LateClassTokenBlock
-    return _LATE_BLOCK
+    return LateClassTokenBlock
 
 
 def build_tiny_clip(late_class_token: bool = True):

@@ -1,18 +1,20 @@
 """Train and evaluate ``tiny-shapes``, the project's own CLIP for the offline shapes world.
 
-``python -m ogclip_utils train-tiny-clip [--steps N] [--out checkpoints/]`` reproduces the
+``python -m ogclip_utils train-tiny-clip [--out checkpoints/] [--stage1 PATH]`` reproduces the
 committed checkpoint: a real ``open_clip.CLIP`` (class-token pooling, contrastive loss on
-image–caption pairs) with a small convolutional stem (see ``models.install_conv_stem``).
+image–caption pairs) with a small convolutional stem (``models.install_conv_stem``) and a late
+class token (``models.install_late_class_token``).
 
-Recipe (from the probes in ``shared/notes``, plus two changes for dense maps): batches of 64 =
-50 % class-balanced object crops (a quarter of them with shape-only captions, half of those
-grey-scaled or channel-permuted, so shape cannot be solved by colour), 20 % full scenes
-captioned with all their objects, 25 % *scene windows* (a random 48–96 px window of a
-128/160 px scene, captioned with the objects it shows or "a background" — what a sliding-window
-pass feeds the model), 5 % empty backgrounds; random 90° rotations and flips; a pre-rendered
-uint8 cache; symmetric InfoNCE where equal captions in a batch are all positives; AdamW 1e-3,
-betas (0.9, 0.98), eps 1e-6, wd 0.1 (not on gains/biases/embeddings), 2 % warm-up then cosine,
-gradient clipping 1.0, logit scale clamped at 100. The class token joins only in the last
+Recipe (:data:`RECIPE`, from the probes in ``shared/notes`` plus a second stage for dense maps):
+batches of 64 mixing class-balanced object crops (a quarter of them with shape-only captions,
+half of those grey-scaled or channel-permuted, so shape cannot be solved by colour), full
+scenes captioned with all their objects, *scene windows* (stage 2: a random 48–96 px window of
+a 128/160 px scene, captioned with the objects it shows or "a background" — what a
+sliding-window pass feeds the model) and empty backgrounds; random 90° rotations and flips; a
+pre-rendered uint8 cache; symmetric InfoNCE where equal captions in a batch are all positives;
+AdamW, betas (0.9, 0.98), eps 1e-6, wd 0.1 (not on gains/biases/embeddings), 2 % warm-up then
+cosine, gradient clipping 1.0, logit scale clamped at 100. Stage 1 keeps the class token in
+every block; stage 2 starts from its weights with the class token joining only in the last
 block (``models.install_late_class_token``).
 """
 from __future__ import annotations
@@ -268,7 +270,6 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     by_cls = [np.nonzero(cache.crop_cls == k)[0] for k in range(30)]
     history = list(prior_history or [])
     ckpt = out_dir / "tiny-shapes.safetensors"
-    clip_bundle = None
 
     def evaluate():
         model.eval()
@@ -341,10 +342,14 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
             save()
     train_minutes = (time.time() - t_train) / 60
     save()
-    # final evaluation on a larger held-out set, with the saved (fp16) weights
-    clip_bundle = models.load_clip(models.TINY_NAME, pretrained=str(ckpt), device="cpu")
+    # final evaluation on a larger held-out set, with the saved (fp16) weights in this stage's architecture
+    from safetensors.torch import load_file
+
+    model.load_state_dict({k: v.float() for k, v in load_file(str(ckpt)).items()})
     fx, fy = eval_crops(50)
-    rep = zero_shot(clip_bundle, fx, fy)
+    model.eval()
+    rep = zero_shot(models.ClipBundle(model, tokenizer, open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD,
+                                      models.TINY_NAME, 64, "training", torch.device("cpu")), fx, fy)
     card = {
         "model": models.TINY_NAME,
         "architecture": "open_clip CLIP (model_configs/tiny-shapes.json) + conv stem (models.install_conv_stem)"

@@ -90,3 +90,13 @@ def test_late_class_token_reads_the_image_only_in_the_last_block(clip):
     keys = set(clip.model.state_dict())
     assert any(k.startswith("visual.transformer.resblocks.0.attn.") for k in keys)
     assert not any(".blk." in k for k in keys)
+
+
+def test_cli_rejects_stage1_weights_without_their_card(tmp_path, capsys):
+    w = tmp_path / "stage1.safetensors"
+    w.write_bytes(b"")
+    with pytest.raises(SystemExit) as e:
+        tiny_clip.main(["--stage1", str(w), "--out", str(tmp_path / "out")])
+    assert e.value.code == 2
+    assert "stage1.json" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -471,7 +471,8 @@ shows real, measured results without downloading any weights.
 - **Why two stages**: in a trial from scratch with the late class token, shape stayed at chance for
   1,200 steps. Stage 1 alone ({100 * card['stages'][0]['held_out_accuracy']:.1f} %) gave SCLIP no gain over vanilla dense maps: shape lived only in the class
   token's own stream (patch features pooled over a whole object scored shape at chance) and background
-  patches near objects looked like the objects. Stage 2 moves what the model knows into the patch tokens.
+  patches near objects looked like the objects. Stage 2 moves part of what the model knows into the
+  patch tokens (measured in notebook 02); pixel-level shape stays far weaker than whole-crop shape.
 - **Reproduce**: `python -m ogclip_utils train-tiny-clip --out checkpoints` (both stages, ~50 min on 2 cores;
   deterministic: `--stage1 PATH` starts from saved stage-1 weights).
 

@@ -8,13 +8,13 @@ class token (``models.install_late_class_token``).
 Recipe (:data:`RECIPE`, from the probes in ``shared/notes`` plus a second stage for dense maps):
 batches of 64 mixing class-balanced object crops (a quarter of them with shape-only captions,
 half of those grey-scaled or channel-permuted, so shape cannot be solved by colour), full
-scenes captioned with all their objects, *scene windows* (stage 2: a random 48–96 px window of
+scenes captioned with all their objects, *scene windows* (stages 2–3: a random 48–96 px window of
 a 128/160 px scene, captioned with the objects it shows or "a background" — what a
 sliding-window pass feeds the model) and empty backgrounds; random 90° rotations and flips; a
 pre-rendered uint8 cache; symmetric InfoNCE where equal captions in a batch are all positives;
 AdamW, betas (0.9, 0.98), eps 1e-6, wd 0.1 (not on gains/biases/embeddings), 2 % warm-up then
 cosine, gradient clipping 1.0, logit scale clamped at 100. Stage 1 keeps the class token in
-every block; stage 2 starts from its weights with the class token joining only in the last
+every block; stages 2 and 3 continue from its weights with the class token joining only in the last
 block (``models.install_late_class_token``).
 """
 from __future__ import annotations
@@ -215,7 +215,7 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     The defaults are stage 1 of :data:`RECIPE`. ``mix``: fractions of each batch that are object
     crops, full scenes and scene windows (the rest are empty backgrounds). ``resume``: start from
     these weights with a fresh optimizer — with ``start_step`` > 0 the schedule continues an
-    interrupted run, with 0 it is a new schedule (stage 2)."""
+    interrupted run, with 0 it is a new schedule (stages 2 and 3)."""
     import torch
     import torch.nn.functional as F
     from safetensors.torch import save_file
@@ -370,43 +370,53 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     return card
 
 
-#: The two stages that produce the committed checkpoint; ``train-tiny-clip`` runs both.
-#: Stage 1 (class token in every block, no windows) learns the 30 classes — from scratch, the
-#: late class token stayed at chance on shape for 1,200 steps. Stage 2 starts from its weights
-#: with the late class token and scene windows, which moves what the model knows into the
-#: patch tokens that dense maps read.
+#: The stages that produce the committed checkpoint; ``train-tiny-clip`` runs them all, each
+#: starting from the previous stage's weights. Stage 1 (class token in every block, no windows)
+#: learns the 30 classes — from scratch, the late class token stayed at chance on shape for
+#: 1,200 steps. Stages 2 and 3 add the late class token and scene windows, which moves part of
+#: what the model knows into the patch tokens that dense maps read (stage 3 is a second, gentler
+#: cosine cycle: SCLIP's lead over vanilla kept growing with training).
 RECIPE: tuple[dict, ...] = (
     dict(steps=2600, lr=1e-3, mix=(0.60, 0.35, 0.0), n_windows=0, late_class_token=False),
     dict(steps=1600, lr=5e-4, mix=(0.50, 0.20, 0.25), n_windows=20_000, late_class_token=True),
+    dict(steps=1200, lr=3e-4, mix=(0.50, 0.20, 0.25), n_windows=20_000, late_class_token=True),
 )
 
 
-def combine_cards(stage1: dict, stage2: dict) -> dict:
-    """One card for the two stages: stage 2's model and held-out result, both recipes and times,
+def combine_cards(*stages: dict) -> dict:
+    """One card for all stages: the last stage's model and held-out result, every recipe and time,
     and one training curve with global step numbers (each record tagged with its stage)."""
-    off = stage1["recipe"]["steps"]
-    hist = [dict(h, stage=1) for h in stage1["history"]] + [dict(h, stage=2, step=h["step"] + off) for h in stage2["history"]]
+    hist, off = [], 0
+    for k, c in enumerate(stages, 1):
+        hist += [dict(h, stage=k, step=h["step"] + off) for h in c["history"]]
+        off += c["recipe"]["steps"]
+    last = stages[-1]
     return {
-        "model": stage2["model"], "architecture": stage2["architecture"], "parameters": stage2["parameters"],
+        "model": last["model"], "architecture": last["architecture"], "parameters": last["parameters"],
         "stages": [{"recipe": c["recipe"], "time": c["time"], "held_out_accuracy": c["held_out"]["accuracy"]}
-                   for c in (stage1, stage2)],
-        "time": {k: round(stage1["time"][k] + stage2["time"][k], 2) for k in stage2["time"]},
+                   for c in stages],
+        "time": {k: round(sum(c["time"][k] for c in stages), 2) for k in last["time"]},
         "history": hist,
-        "held_out": stage2["held_out"],
+        "held_out": last["held_out"],
     }
 
 
 def train_recipe(out_dir: str | Path = "checkpoints", threads: int = 2, stage1: str | Path | None = None) -> dict:
-    """Run :data:`RECIPE` (stage 1 into ``out_dir/stage1/``, unless ``stage1`` names its weights,
-    with their card beside them) and write the combined card and model card to ``out_dir``."""
+    """Run :data:`RECIPE`, stage k into ``out_dir/stage{k}/`` (the last into ``out_dir``), each from
+    the previous stage's weights; ``stage1`` names saved stage-1 weights (their card beside them)
+    to start at stage 2. Writes the combined card and model card to ``out_dir``."""
     out_dir = Path(out_dir)
     if stage1 is None:
-        c1 = train(**RECIPE[0], out_dir=out_dir / "stage1", threads=threads)
-        stage1 = out_dir / "stage1" / "tiny-shapes.safetensors"
+        cards = [train(**RECIPE[0], out_dir=out_dir / "stage1", threads=threads)]
+        prev = out_dir / "stage1" / "tiny-shapes.safetensors"
     else:
-        c1 = json.loads(Path(stage1).with_suffix(".json").read_text())
-    c2 = train(**RECIPE[1], out_dir=out_dir, threads=threads, resume=stage1)
-    card = combine_cards(c1, c2)
+        cards = [json.loads(Path(stage1).with_suffix(".json").read_text())]
+        prev = Path(stage1)
+    for k, stage in enumerate(RECIPE[1:], 2):
+        d = out_dir if k == len(RECIPE) else out_dir / f"stage{k}"
+        cards.append(train(**stage, out_dir=d, threads=threads, resume=prev))
+        prev = d / "tiny-shapes.safetensors"
+    card = combine_cards(*cards)
     (out_dir / "tiny-shapes.json").write_text(json.dumps(card, indent=1))
     (out_dir / "README.md").write_text(model_card(card))
     return card
@@ -417,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="checkpoints", help="output folder (default: checkpoints/)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--stage1", default=None,
-                   help="skip stage 1 and start stage 2 from these weights (their .json card beside them)")
+                   help="skip stage 1: start the later stages from these weights (their .json card beside them)")
     a = p.parse_args(argv)
     if a.stage1 and not Path(a.stage1).with_suffix(".json").exists():
         p.error(f"--stage1 {a.stage1}: no card {Path(a.stage1).with_suffix('.json')} beside the weights; "
@@ -431,8 +441,7 @@ def main(argv: list[str] | None = None) -> int:
 def model_card(card: dict) -> str:
     """``checkpoints/README.md`` generated from the combined training JSON (no number typed by hand)."""
     h = card["held_out"]
-    r1, r2 = (st["recipe"] for st in card["stages"])
-    t1, t2 = (st["time"] for st in card["stages"])
+    r1, r2 = card["stages"][0]["recipe"], card["stages"][-1]["recipe"]
     rows = "\n".join(f"| {x['stage']} | {x['step']} | {x['minutes']} | {100 * x['acc30']:.1f} | {100 * x['colour']:.1f} | "
                      f"{100 * x['shape']:.1f} |" for x in card["history"])
     shapes = h["shapes"]
@@ -443,6 +452,13 @@ def model_card(card: dict) -> str:
         return (f"{m['crops']} crops, {m['scenes']} scenes, " + (f"{m.get('windows', 0)} windows, " if m.get("windows") else "")
                 + f"{m['backgrounds']} backgrounds")
 
+    stages = "\n".join(
+        f"  - *Stage {k}* — " + ("class token in every block" if not st["recipe"].get("late_class_token")
+                                 else "from stage {}'s weights, late class token".format(k - 1))
+        + f", {st['recipe']['steps']} steps, lr {st['recipe']['lr']}, batches of {mix(st['recipe'])};\n"
+        f"    cache {st['time']['cache_minutes']} min + training {st['time']['train_minutes']} min; "
+        f"held-out accuracy {100 * st['held_out_accuracy']:.1f} %."
+        for k, st in enumerate(card["stages"], 1))
     return f"""# tiny-shapes — model card
 
 A small CLIP trained by this repository on the offline shapes world, so that every notebook
@@ -463,17 +479,13 @@ shows real, measured results without downloading any weights.
   empty backgrounds ("a background"); random 90° rotations and flips.
 - **Recipe** (`tiny_clip.RECIPE`): symmetric InfoNCE with equal captions as positives; {r2['optimizer']},
   {r2['schedule']}, gradient clipping 1.0, logit scale ≤ 100, batches of {r2['batch_size']}, seed {r2['seed']}, {r2['threads']} CPU threads.
-  - *Stage 1* — class token in every block, {r1['steps']} steps, lr {r1['lr']}, batches of {mix(r1)};
-    cache {t1['cache_minutes']} min + training {t1['train_minutes']} min; held-out accuracy
-    {100 * card['stages'][0]['held_out_accuracy']:.1f} %.
-  - *Stage 2* — from stage 1's weights, late class token, {r2['steps']} steps, lr {r2['lr']}, batches of {mix(r2)};
-    cache {t2['cache_minutes']} min + training {t2['train_minutes']} min.
-- **Why two stages**: in a trial from scratch with the late class token, shape stayed at chance for
+{stages}
+- **Why several stages**: in a trial from scratch with the late class token, shape stayed at chance for
   1,200 steps. Stage 1 alone ({100 * card['stages'][0]['held_out_accuracy']:.1f} %) gave SCLIP no gain over vanilla dense maps: shape lived only in the class
   token's own stream (patch features pooled over a whole object scored shape at chance) and background
-  patches near objects looked like the objects. Stage 2 moves part of what the model knows into the
-  patch tokens (measured in notebook 02); pixel-level shape stays far weaker than whole-crop shape.
-- **Reproduce**: `python -m ogclip_utils train-tiny-clip --out checkpoints` (both stages, ~50 min on 2 cores;
+  patches near objects looked like the objects. The later stages move part of what the model knows into
+  the patch tokens (notebook 02 measures the dense maps); pixel-level shape stays far weaker than whole-crop shape.
+- **Reproduce**: `python -m ogclip_utils train-tiny-clip --out checkpoints` (all stages, ~75 min on 2 cores;
   deterministic: `--stage1 PATH` starts from saved stage-1 weights).
 
 ## Measured (held-out crops, seeds disjoint from training, prompts "{h['template']}")

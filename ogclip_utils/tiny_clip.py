@@ -209,13 +209,15 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
           n_crops: int = 80_000, n_scenes: int = 10_000, n_bg: int = 1_000, eval_every: int = 200,
           threads: int = 2, save_every: int = 400, resume: str | Path | None = None, start_step: int = 0,
           prior_history: list | None = None, mix: tuple[float, float, float] = (0.60, 0.35, 0.0),
-          n_windows: int = 0, late_class_token: bool = False) -> dict:
+          n_windows: int = 0, late_class_token: bool = False, eval_per_class: tuple[int, int] = (10, 50)) -> dict:
     """One training stage; writes ``tiny-shapes.safetensors`` (fp16) and ``tiny-shapes.json`` to ``out_dir``.
 
     The defaults are stage 1 of :data:`RECIPE`. ``mix``: fractions of each batch that are object
     crops, full scenes and scene windows (the rest are empty backgrounds). ``resume``: start from
     these weights with a fresh optimizer — with ``start_step`` > 0 the schedule continues an
-    interrupted run, with 0 it is a new schedule (stages 2 and 3)."""
+    interrupted run, with 0 it is a new schedule (stages 2 and 3). ``eval_per_class``: held-out
+    crops per class during training and at the end. The model card (README.md) is written by
+    :func:`train_recipe` from all stages' cards."""
     import torch
     import torch.nn.functional as F
     from safetensors.torch import save_file
@@ -232,13 +234,17 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     t0 = time.time()
     cache = build_cache(n_crops, n_scenes, n_bg, workers=threads, n_windows=n_windows if mix[2] > 0 else 0)
     t_cache = time.time() - t0
-    ev_x, ev_y = eval_crops(10)
+    ev_x, ev_y = eval_crops(eval_per_class[0])
 
     model = models.build_tiny_clip(late_class_token)
-    if resume:
+
+    def load(path):
         from safetensors.torch import load_file
 
-        model.load_state_dict({k: v.float() for k, v in load_file(str(resume)).items()})
+        model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+
+    if resume:
+        load(resume)
     model.train()
     import open_clip
 
@@ -271,11 +277,11 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     history = list(prior_history or [])
     ckpt = out_dir / "tiny-shapes.safetensors"
 
-    def evaluate():
+    def evaluate(x=ev_x, y=ev_y):
         model.eval()
         bundle = models.ClipBundle(model, tokenizer, open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD,
                                    models.TINY_NAME, 64, "training", torch.device("cpu"))
-        rep = zero_shot(bundle, ev_x, ev_y)
+        rep = zero_shot(bundle, x, y)
         model.train()
         return rep
 
@@ -335,21 +341,17 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
             history.append({"step": step + 1, "minutes": round((time.time() - t_train) / 60, 2),
                             "loss": round(loss.item(), 4), "acc30": round(rep.accuracy, 4),
                             "colour": round(rep.colour_accuracy, 4), "shape": round(rep.shape_accuracy, 4),
-                            "logit_scale": round(float(scale), 2)})
-            bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{rep.accuracy:.3f}", shape=f"{rep.shape_accuracy:.3f}")
+                            "logit_scale": round(float(scale.detach()), 2)})
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{rep.accuracy:.3f}", shape=f"{rep.shape_accuracy:.3f}")
             print(json.dumps(history[-1]), flush=True)
         if (step + 1) % save_every == 0:
             save()
     train_minutes = (time.time() - t_train) / 60
     save()
     # final evaluation on a larger held-out set, with the saved (fp16) weights in this stage's architecture
-    from safetensors.torch import load_file
-
-    model.load_state_dict({k: v.float() for k, v in load_file(str(ckpt)).items()})
-    fx, fy = eval_crops(50)
-    model.eval()
-    rep = zero_shot(models.ClipBundle(model, tokenizer, open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD,
-                                      models.TINY_NAME, 64, "training", torch.device("cpu")), fx, fy)
+    load(ckpt)
+    fx, fy = eval_crops(eval_per_class[1])
+    rep = evaluate(fx, fy)
     card = {
         "model": models.TINY_NAME,
         "architecture": "open_clip CLIP (model_configs/tiny-shapes.json) + conv stem (models.install_conv_stem)"
@@ -365,7 +367,6 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
         "held_out": {"n": int(len(fy)), "template": CROP_TEMPLATE, **rep.as_dict()},
     }
     (out_dir / "tiny-shapes.json").write_text(json.dumps(card, indent=1))
-    (out_dir / "README.md").write_text(model_card(card))
     print(json.dumps(card["held_out"], indent=1))
     return card
 

@@ -98,3 +98,21 @@ def test_cli_rejects_stage1_weights_without_their_card(tmp_path, capsys):
     assert e.value.code == 2
     assert "stage1.json" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_train_recipe_chains_stages_into_one_card(tmp_path, monkeypatch):
+    """The recipe machinery end to end on a toy budget (2 steps per stage, tiny caches)."""
+    small = dict(steps=2, lr=1e-4, n_crops=30, n_scenes=4, n_bg=2, batch_size=16, eval_every=2, eval_per_class=(1, 1))
+    monkeypatch.setattr(tiny_clip, "RECIPE", (
+        dict(small, mix=(0.60, 0.35, 0.0), n_windows=0, late_class_token=False),
+        dict(small, mix=(0.50, 0.20, 0.25), n_windows=4, late_class_token=True)))
+    card = tiny_clip.train_recipe(tmp_path, threads=1)
+    assert [(h["stage"], h["step"]) for h in card["history"]] == [(1, 2), (2, 4)]
+    assert [st["recipe"]["late_class_token"] for st in card["stages"]] == [False, True]
+    assert card["stages"][1]["recipe"]["mix"]["windows"] == 4
+    assert (tmp_path / "stage1" / "tiny-shapes.safetensors").exists()
+    assert json.loads((tmp_path / "tiny-shapes.json").read_text()) == card
+    assert (tmp_path / "README.md").read_text() == tiny_clip.model_card(card)
+    assert not (tmp_path / "stage1" / "README.md").exists()  # one model card, for the final weights
+    final = models.load_clip("tiny-shapes", pretrained=str(tmp_path / "tiny-shapes.safetensors"), device="cpu")
+    assert final.encode_images(np.zeros((1, 64, 64, 3), np.uint8)).shape == (1, 128)

@@ -2,20 +2,21 @@
 
 ``python -m ogclip_utils train-tiny-clip [--out checkpoints/] [--stage1 PATH]`` reproduces the
 committed checkpoint: a real ``open_clip.CLIP`` (class-token pooling, contrastive loss on
-image–caption pairs) with a small convolutional stem (``models.install_conv_stem``) and a late
-class token (``models.install_late_class_token``).
+image–caption pairs) with a small convolutional stem (``models.install_conv_stem``), a late
+class token (``models.install_late_class_token``) and local attention before the last block
+(``models.install_local_attention``).
 
-Recipe (:data:`RECIPE`, from the probes in ``shared/notes`` plus a second stage for dense maps):
+Recipe (:data:`RECIPE`, from the probes in ``shared/notes`` plus later stages for dense maps):
 batches of 64 mixing class-balanced object crops (a quarter of them with shape-only captions,
 half of those grey-scaled or channel-permuted, so shape cannot be solved by colour), full
-scenes captioned with all their objects, *scene windows* (stages 2–3: a random 48–96 px window of
+scenes captioned with all their objects, *scene windows* (stages 2–4: a random 48–96 px window of
 a 128/160 px scene, captioned with the objects it shows or "a background" — what a
 sliding-window pass feeds the model) and empty backgrounds; random 90° rotations and flips; a
 pre-rendered uint8 cache; symmetric InfoNCE where equal captions in a batch are all positives;
 AdamW, betas (0.9, 0.98), eps 1e-6, wd 0.1 (not on gains/biases/embeddings), 2 % warm-up then
 cosine, gradient clipping 1.0, logit scale clamped at 100. Stage 1 keeps the class token in
-every block; stages 2 and 3 continue from its weights with the class token joining only in the last
-block (``models.install_late_class_token``).
+every block; stages 2–4 continue from its weights with the class token joining only in the last
+block (``models.install_late_class_token``); stage 4 also limits blocks 1…L−1 to local attention.
 """
 from __future__ import annotations
 
@@ -209,13 +210,14 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
           n_crops: int = 80_000, n_scenes: int = 10_000, n_bg: int = 1_000, eval_every: int = 200,
           threads: int = 2, save_every: int = 400, resume: str | Path | None = None, start_step: int = 0,
           prior_history: list | None = None, mix: tuple[float, float, float] = (0.60, 0.35, 0.0),
-          n_windows: int = 0, late_class_token: bool = False, eval_per_class: tuple[int, int] = (10, 50)) -> dict:
+          n_windows: int = 0, late_class_token: bool = False, local_radius: int | None = None,
+          eval_per_class: tuple[int, int] = (10, 50)) -> dict:
     """One training stage; writes ``tiny-shapes.safetensors`` (fp16) and ``tiny-shapes.json`` to ``out_dir``.
 
     The defaults are stage 1 of :data:`RECIPE`. ``mix``: fractions of each batch that are object
     crops, full scenes and scene windows (the rest are empty backgrounds). ``resume``: start from
     these weights with a fresh optimizer — with ``start_step`` > 0 the schedule continues an
-    interrupted run, with 0 it is a new schedule (stages 2 and 3). ``eval_per_class``: held-out
+    interrupted run, with 0 it is a new schedule (stages 2–4). ``eval_per_class``: held-out
     crops per class during training and at the end. The model card (README.md) is written by
     :func:`train_recipe` from all stages' cards."""
     import torch
@@ -236,7 +238,7 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     t_cache = time.time() - t0
     ev_x, ev_y = eval_crops(eval_per_class[0])
 
-    model = models.build_tiny_clip(late_class_token)
+    model = models.build_tiny_clip(late_class_token, local_radius)
 
     def load(path):
         from safetensors.torch import load_file
@@ -355,11 +357,12 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     card = {
         "model": models.TINY_NAME,
         "architecture": "open_clip CLIP (model_configs/tiny-shapes.json) + conv stem (models.install_conv_stem)"
-                        + (" + late class token (models.install_late_class_token)" if late_class_token else ""),
+                        + (" + late class token (models.install_late_class_token)" if late_class_token else "")
+                        + (f" + local attention, radius {local_radius} (models.install_local_attention)" if local_radius else ""),
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "recipe": {"steps": steps, "resumed_at_step": start_step or None, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "AdamW(0.9,0.98,eps=1e-6,wd=0.1)",
                    "schedule": "2% warm-up, cosine to 0", "mix": {"crops": n_crop_b, "scenes": n_scene_b, "windows": n_win_b, "backgrounds": n_bg_b},
-                   "shape_only_captions": 0.25, "late_class_token": bool(late_class_token),
+                   "shape_only_captions": 0.25, "late_class_token": bool(late_class_token), "local_radius": local_radius,
                    "cache": {"crops": n_crops, "scenes": n_scenes, "windows": n_windows, "backgrounds": n_bg},
                    "threads": threads},
         "time": {"cache_minutes": round(t_cache / 60, 2), "train_minutes": round(train_minutes, 2)},
@@ -376,11 +379,14 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
 #: learns the 30 classes — from scratch, the late class token stayed at chance on shape for
 #: 1,200 steps. Stages 2 and 3 add the late class token and scene windows, which moves part of
 #: what the model knows into the patch tokens that dense maps read (stage 3 is a second, gentler
-#: cosine cycle: SCLIP's lead over vanilla kept growing with training).
+#: cosine cycle: SCLIP's lead over vanilla kept growing with training). Stage 4 restricts blocks
+#: 1…L−1 to local attention (radius 1: 3×3 patches), which removes most of the halo of object
+#: features that background patches carried (measured in notebook 02).
 RECIPE: tuple[dict, ...] = (
     dict(steps=2600, lr=1e-3, mix=(0.60, 0.35, 0.0), n_windows=0, late_class_token=False),
     dict(steps=1600, lr=5e-4, mix=(0.50, 0.20, 0.25), n_windows=20_000, late_class_token=True),
     dict(steps=1200, lr=3e-4, mix=(0.50, 0.20, 0.25), n_windows=20_000, late_class_token=True),
+    dict(steps=1200, lr=3e-4, mix=(0.50, 0.20, 0.25), n_windows=20_000, late_class_token=True, local_radius=1),
 )
 
 
@@ -446,6 +452,11 @@ def model_card(card: dict) -> str:
     rows = "\n".join(f"| {x['stage']} | {x['step']} | {x['minutes']} | {100 * x['acc30']:.1f} | {100 * x['colour']:.1f} | "
                      f"{100 * x['shape']:.1f} |" for x in card["history"])
     shapes = h["shapes"]
+    radius = next((st["recipe"]["local_radius"] for st in card["stages"] if st["recipe"].get("local_radius")), None)
+    minutes = 5 * round(sum(card["time"].values()) / 5)
+    local = ("; and in blocks 1–3 each patch\n  attends only to the patches at most "
+             f"{radius} grid step{'s' if radius > 1 else ''} away, a {2 * radius + 1}×{2 * radius + 1} neighbourhood "
+             "(`models.install_local_attention`),\n  while the last block stays global") if radius else ""
     conf = "\n".join(f"| **{shapes[i]}** | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(h["shape_confusion"]))
 
     def mix(r):
@@ -456,6 +467,7 @@ def model_card(card: dict) -> str:
     stages = "\n".join(
         f"  - *Stage {k}* — " + ("class token in every block" if not st["recipe"].get("late_class_token")
                                  else "from stage {}'s weights, late class token".format(k - 1))
+        + (f", local attention (radius {st['recipe']['local_radius']})" if st["recipe"].get("local_radius") else "")
         + f", {st['recipe']['steps']} steps, lr {st['recipe']['lr']}, batches of {mix(st['recipe'])};\n"
         f"    cache {st['time']['cache_minutes']} min + training {st['time']['train_minutes']} min; "
         f"held-out accuracy {100 * st['held_out_accuracy']:.1f} %."
@@ -467,10 +479,10 @@ shows real, measured results without downloading any weights.
 
 - **Architecture**: `open_clip.CLIP` built by open_clip's factory from
   `ogclip_utils/model_configs/tiny-shapes.json` (embed 128; vision: 64 px, patch 8, width 128,
-  4 layers, class-token pooling; text: context 32, width 128, 3 layers), plus two changes, each applied
+  4 layers, class-token pooling; text: context 32, width 128, 3 layers), plus {'three' if radius else 'two'} changes, each applied
   in one place: `visual.conv1` is a 3-conv stem (3→32→64→128, stride 2 each, GELU; `models.install_conv_stem`)
-  giving the same 8×8 token grid, and the class token is kept out of blocks 1–3, so it reads the image
-  only in the last block's attention (no new parameters; `models.install_late_class_token`).
+  giving the same 8×8 token grid; the class token is kept out of blocks 1–3, so it reads the image
+  only in the last block's attention (`models.install_late_class_token`){local}. {'The last two add' if radius else 'The second adds'} no parameters.
   {card['parameters']:,} parameters. Weights: `tiny-shapes.safetensors` (fp16). Load with `models.load_clip("tiny-shapes")`.
 - **Data**: rendered on the fly from seeds (`ogclip_utils.data`) into a uint8 cache: {r2['cache']['crops']:,} object
   crops (25 % of them shown with shape-only captions, half of those grey-scaled or channel-permuted, so shape
@@ -484,9 +496,12 @@ shows real, measured results without downloading any weights.
 - **Why several stages**: in a trial from scratch with the late class token, shape stayed at chance for
   1,200 steps. Stage 1 alone ({100 * card['stages'][0]['held_out_accuracy']:.1f} %) gave SCLIP no gain over vanilla dense maps: shape lived only in the class
   token's own stream (patch features pooled over a whole object scored shape at chance) and background
-  patches near objects looked like the objects. The later stages move part of what the model knows into
-  the patch tokens (notebook 02 measures the dense maps); pixel-level shape stays far weaker than whole-crop shape.
-- **Reproduce**: `python -m ogclip_utils train-tiny-clip --out checkpoints` (all stages, ~75 min on 2 cores;
+  patches near objects looked like the objects. Stages 2 and 3 (late class token, scene windows) move part
+  of what the model knows into the patch tokens. With global attention in blocks 1–3, background patches
+  still carried nearby objects' features — a halo SCLIP labels as the object — so the last stage restricts
+  those blocks to local attention (notebook 02 measures the dense maps). Pixel-level shape stays far weaker
+  than whole-crop shape.
+- **Reproduce**: `python -m ogclip_utils train-tiny-clip --out checkpoints` (all stages, ~{minutes} min on 2 cores;
   deterministic: `--stage1 PATH` starts from saved stage-1 weights).
 
 ## Measured (held-out crops, seeds disjoint from training, prompts "{h['template']}")

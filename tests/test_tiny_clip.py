@@ -21,6 +21,7 @@ def test_checkpoint_and_card_committed():
     for st, want in zip(card["stages"], tiny_clip.RECIPE, strict=True):
         assert st["recipe"]["steps"] == want["steps"] and st["recipe"]["lr"] == want["lr"]
         assert st["recipe"].get("late_class_token", False) == want["late_class_token"]
+        assert st["recipe"].get("local_radius") == want.get("local_radius")
     assert (models.CHECKPOINT_DIR / "README.md").read_text() == tiny_clip.model_card(card)
 
 
@@ -77,7 +78,7 @@ def test_late_class_token_reads_the_image_only_in_the_last_block(clip):
         t, _ = dense._tokens_before_last(v, x)
         assert torch.allclose(t[0, 0], t[1, 0], atol=1e-6)  # class token: same for any image
         saved = v.class_embedding.detach().clone()
-        v.class_embedding.add_(1.0)
+        v.class_embedding.add_(torch.randn_like(saved))  # (a constant shift would vanish in ln_pre)
         try:
             t2, _ = dense._tokens_before_last(v, x)
         finally:
@@ -87,7 +88,60 @@ def test_late_class_token_reads_the_image_only_in_the_last_block(clip):
         # encode_image goes through the same blocks: last block + ln_post + proj on the class token
         y = v.transformer.resblocks[-1](t)
         assert torch.allclose(clip.model.encode_image(x), v.ln_post(y[:, 0]) @ v.proj, atol=1e-5)
-    assert set(clip.model.state_dict()) == set(models.build_tiny_clip(late_class_token=False).state_dict())
+    plain = models.build_tiny_clip(late_class_token=False, local_radius=None)
+    assert set(clip.model.state_dict()) == set(plain.state_dict())
+
+
+def test_local_attention_keeps_patch_tokens_local(clip):
+    """Blocks 1…L−1 see a (2r+1)² neighbourhood: after L−1 of them a patch token depends only on
+    patches within (L−1)·r grid steps (plus the stem's few pixels), for square and non-square grids."""
+    import copy
+
+    import torch
+
+    from ogclip_utils import dense
+
+    v = clip.model.visual
+    r = v.transformer.resblocks[0].radius
+    assert r == models.LOCAL_RADIUS
+    assert all(b.radius == r for b in v.transformer.resblocks[:-1])
+    reach = (len(v.transformer.resblocks) - 1) * r  # grid steps
+    for gh, gw in [(16, 16), (12, 20)]:
+        x = torch.randn(1, 3, 8 * gh, 8 * gw)
+        x2 = x.clone()
+        x2[..., :, -8:] = torch.randn(8 * gh, 8)  # change only the last column of patches
+        with torch.no_grad():
+            t, grid = dense._tokens_before_last(v, x)
+            t2, _ = dense._tokens_before_last(v, x2)
+        assert grid == (gh, gw) and v.conv1.token_grid.hw == (gh, gw)
+        d = (t - t2)[0, 1:].abs().amax(-1).reshape(gh, gw)
+        far = gw - 1 - reach - 2  # columns beyond the reach (2 spare columns for the stem's receptive field)
+        assert far >= 1
+        assert d[:, :far].max() < 1e-6, d
+        assert d[:, -1].min() > 1e-4  # ...while the changed patches did change
+    # a deep copy keeps stem and blocks sharing their own grid record
+    c = copy.deepcopy(clip.model)
+    assert c.visual.transformer.resblocks[0].token_grid is c.visual.conv1.token_grid is not v.conv1.token_grid
+
+
+def test_local_attention_mask_made_under_inference_mode_still_trains():
+    import torch
+
+    m = models.build_tiny_clip()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        m.encode_image(x)  # the cached mask is created here...
+    m.encode_image(x).sum().backward()  # ...and must still work with autograd
+    assert m.visual.conv1[0].weight.grad is not None
+
+
+def test_local_attention_bad_input():
+    with pytest.raises(ValueError, match="radius"):
+        models.install_local_attention(models.build_tiny_clip(local_radius=None), 0)
+    with pytest.raises(ValueError, match="late class token"):
+        models.install_local_attention(models.build_tiny_clip(late_class_token=False, local_radius=None), 2)
+    with pytest.raises(ValueError, match="late_class_token"):
+        models.build_tiny_clip(late_class_token=False, local_radius=2)
 
 
 def test_cli_rejects_stage1_weights_without_their_card(tmp_path, capsys):
@@ -105,10 +159,11 @@ def test_train_recipe_chains_stages_into_one_card(tmp_path, monkeypatch):
     small = dict(steps=2, lr=1e-4, n_crops=30, n_scenes=4, n_bg=2, batch_size=16, eval_every=2, eval_per_class=(1, 1))
     monkeypatch.setattr(tiny_clip, "RECIPE", (
         dict(small, mix=(0.60, 0.35, 0.0), n_windows=0, late_class_token=False),
-        dict(small, mix=(0.50, 0.20, 0.25), n_windows=4, late_class_token=True)))
+        dict(small, mix=(0.50, 0.20, 0.25), n_windows=4, late_class_token=True, local_radius=2)))
     card = tiny_clip.train_recipe(tmp_path, threads=1)
     assert [(h["stage"], h["step"]) for h in card["history"]] == [(1, 2), (2, 4)]
     assert [st["recipe"]["late_class_token"] for st in card["stages"]] == [False, True]
+    assert [st["recipe"]["local_radius"] for st in card["stages"]] == [None, 2]
     assert card["stages"][1]["recipe"]["mix"]["windows"] == 4
     assert (tmp_path / "stage1" / "tiny-shapes.safetensors").exists()
     assert json.loads((tmp_path / "tiny-shapes.json").read_text()) == card

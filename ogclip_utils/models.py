@@ -477,7 +477,8 @@ def build_tiny_clip(late_class_token: bool = True, local_radius: int | None = LO
         if local_radius is not None:
             install_local_attention(model, local_radius)
     elif local_radius is not None:
-        raise ValueError("local_radius needs late_class_token=True")
+        raise ValueError("local_radius needs late_class_token=True; for training stage 1's architecture "
+                         "pass late_class_token=False, local_radius=None")
     return model
 
 

@@ -15,7 +15,7 @@ sliding-window pass feeds the model) and empty backgrounds; random 90° rotation
 pre-rendered uint8 cache; symmetric InfoNCE where equal captions in a batch are all positives;
 AdamW, betas (0.9, 0.98), eps 1e-6, wd 0.1 (not on gains/biases/embeddings), 2 % warm-up then
 cosine, gradient clipping 1.0, logit scale clamped at 100. Stage 1 keeps the class token in
-every block; stages 2–4 continue from its weights with the class token joining only in the last
+every block; stages 2–5 continue from its weights with the class token joining only in the last
 block (``models.install_late_class_token``); stages 4–5 also limit blocks 1…L−1 to local attention.
 """
 from __future__ import annotations
@@ -217,9 +217,10 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     The defaults are stage 1 of :data:`RECIPE`. ``mix``: fractions of each batch that are object
     crops, full scenes and scene windows (the rest are empty backgrounds). ``resume``: start from
     these weights with a fresh optimizer — with ``start_step`` > 0 the schedule continues an
-    interrupted run, with 0 it is a new schedule (the later stages). ``eval_per_class``: held-out
-    crops per class during training and at the end. The model card (README.md) is written by
-    :func:`train_recipe` from all stages' cards."""
+    interrupted run (``prior_history``: its evaluation records, kept in the card), with 0 it is a
+    new schedule (the later stages). ``eval_per_class``: held-out crops per class during training
+    and at the end. The model card (README.md) is written by :func:`train_recipe` from all
+    stages' cards."""
     import torch
     import torch.nn.functional as F
     from safetensors.torch import save_file
@@ -450,15 +451,12 @@ def main(argv: list[str] | None = None) -> int:
 def model_card(card: dict) -> str:
     """``checkpoints/README.md`` generated from the combined training JSON (no number typed by hand)."""
     h = card["held_out"]
-    r1, r2 = card["stages"][0]["recipe"], card["stages"][-1]["recipe"]
+    r2 = card["stages"][-1]["recipe"]
     rows = "\n".join(f"| {x['stage']} | {x['step']} | {x['minutes']} | {100 * x['acc30']:.1f} | {100 * x['colour']:.1f} | "
                      f"{100 * x['shape']:.1f} |" for x in card["history"])
     shapes = h["shapes"]
     radius = next((st["recipe"]["local_radius"] for st in card["stages"] if st["recipe"].get("local_radius")), None)
     minutes = 5 * round(sum(card["time"].values()) / 5)
-    last_mix = card["stages"][-1]["recipe"]["mix"]
-    windows = (",\n  and the last one gives scene windows the largest share of each batch"
-               if last_mix.get("windows", 0) > last_mix["crops"] else "")
     local = ("; and in blocks 1–3 each patch\n  attends only to the patches at most "
              f"{radius} grid step{'s' if radius > 1 else ''} away, a {2 * radius + 1}×{2 * radius + 1} neighbourhood "
              "(`models.install_local_attention`),\n  while the last block stays global") if radius else ""
@@ -504,7 +502,8 @@ shows real, measured results without downloading any weights.
   patches near objects looked like the objects. Stages 2 and 3 (late class token, scene windows) move part
   of what the model knows into the patch tokens. With global attention in blocks 1–3, background patches
   still carried nearby objects' features — a halo SCLIP labels as the object — so the later stages restrict
-  those blocks to local attention{windows}. Notebook 02 measures the dense maps;
+  those blocks to local attention,
+  and the last one gives scene windows the largest share of each batch. Notebook 02 measures the dense maps;
   pixel-level shape stays far weaker than whole-crop shape.
 - **Reproduce**: `python -m ogclip_utils train-tiny-clip --out checkpoints` (all stages, ~{minutes} min on 2 cores;
   deterministic: `--stage1 PATH` starts from saved stage-1 weights).

@@ -5,6 +5,9 @@
 - :func:`execute`: run a notebook in place, headless, in offline mode (outputs committed).
 - ``python -m ogclip_utils.nbtools demo [--out outputs]``: execute every notebook into
   ``outputs/`` and write browsable HTML copies.
+- ``python -m ogclip_utils.nbtools portability [--config NAME …]``: execute every notebook
+  under other numeric configurations (:data:`NUMERIC_CONFIGS`) and report, cell by cell, how
+  far each output moved from the committed one (what the cells' tolerances are based on).
 """
 from __future__ import annotations
 
@@ -100,6 +103,127 @@ def demo(out_dir: str | os.PathLike = "outputs") -> int:
     return 1 if failures else 0
 
 
+NUMERIC_CONFIGS: dict[str, dict[str, str]] = {
+    "default": {},
+    "threads1": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "scalar": {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ONEDNN_MAX_CPU_ISA": "SSE41",
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+}
+"""Numeric configurations one machine can imitate: the environment variables choose torch's
+vectorised kernels (``ATEN_CPU_CAPABILITY``), MKL's and oneDNN's instruction sets and the
+thread count. ``scalar`` is the one ``make test-portable`` runs: it differs from every real
+processor's default, so a knife-edge output shows up there whatever machine runs it."""
+
+
+def _sanitizer(cfg: Path = NOTEBOOK_DIR / "nbval_sanitize.cfg"):
+    """The same regex replacements nbval applies (``notebooks/nbval_sanitize.cfg``)."""
+    import re
+
+    pairs, regex = [], None
+    for line in cfg.read_text(encoding="utf-8").splitlines():
+        if line.startswith("regex:"):
+            regex = line[len("regex:"):].strip()
+        elif line.startswith("replace:") and regex is not None:
+            pairs.append((re.compile(regex), line[len("replace:"):].strip()))
+            regex = None
+
+    def sanitize(s: str) -> str:
+        for rx, rep in pairs:
+            s = rx.sub(rep, s)
+        return s
+
+    return sanitize
+
+
+def _ignored(cell) -> bool:
+    tags = cell.get("metadata", {}).get("tags", [])
+    return ("NBVAL_IGNORE_OUTPUT" in cell.source or "NBVAL_SKIP" in cell.source
+            or "nbval-ignore-output" in tags or "nbval-skip" in tags)
+
+
+def compare_executed(reference: str | os.PathLike, executed: str | os.PathLike) -> list[dict]:
+    """Cell-by-cell comparison of an executed copy with the committed notebook.
+
+    Returns one row per compared cell that differs: ``{"cell", "status", "max_abs", "detail",
+    "tolerance"}``, where ``status`` is ``"within tolerance"``, ``"numbers moved"`` (only numbers
+    differ; ``max_abs`` is the largest change) or ``"text changed"``.
+    """
+    import nbformat
+
+    from . import nbcheck
+
+    sanitize = _sanitizer()
+    ref = nbformat.read(reference, as_version=4)
+    new = nbformat.read(executed, as_version=4)
+    rows = []
+    for i, (rc, nc) in enumerate(zip(ref.cells, new.cells)):
+        if rc.cell_type != "code" or _ignored(rc):
+            continue
+        tol = nbcheck.cell_tolerance(rc.get("metadata"))
+        rt, nt = nbcheck.cell_text(rc.outputs, sanitize), nbcheck.cell_text(nc.outputs, sanitize)
+        if rt == nt:
+            continue
+        row = {"cell": i, "tolerance": tol.abs if tol else None, "max_abs": None, "detail": ""}
+        if [k for k, _ in rt] != [k for k, _ in nt]:
+            row.update(status="text changed", detail=f"outputs {[k for k, _ in rt]} -> {[k for k, _ in nt]}")
+        else:
+            diffs, moved, changed = [], [], ""
+            for (_, a), (_, b) in zip(rt, nt):
+                sa, na = nbcheck.split_numbers(a)
+                sb, nb_ = nbcheck.split_numbers(b)
+                if sa != sb or len(na) != len(nb_):
+                    changed = nbcheck.compare_text(a, b, nbcheck.Tolerance(0.0))[0].message
+                    break
+                diffs += [abs(x - y) for x, y in zip(na, nb_)]
+                moved += [m.message for m in nbcheck.compare_text(a, b, nbcheck.Tolerance(0.0))]
+            if changed:
+                row.update(status="text changed", detail=changed)
+            else:
+                row["max_abs"] = max(diffs)
+                ok = tol is not None and not nbcheck.compare_cell(rc.outputs, nc.outputs, tol, sanitize)
+                row.update(status="within tolerance" if ok else "numbers moved",
+                           detail=f"{len(moved)} of {len(diffs)} numbers moved" + "".join(f"\n      {m}" for m in moved[:8]))
+        rows.append(row)
+    return rows
+
+
+def portability(configs: list[str], out_dir: str | os.PathLike = "outputs/portability",
+                notebooks: list[str] | None = None) -> int:
+    """Execute the notebooks under each of ``configs`` (names of :data:`NUMERIC_CONFIGS`) and
+    print how each compared cell moved. Returns 1 if any cell fails what nbval would check."""
+    unknown = [c for c in configs if c not in NUMERIC_CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown numeric configuration(s) {unknown}; choose from {sorted(NUMERIC_CONFIGS)}")
+    paths = [Path(p) for p in notebooks] if notebooks else sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    failures = 0
+    for name in configs:
+        env = NUMERIC_CONFIGS[name]
+        print(f"== {name}: {' '.join(f'{k}={v}' for k, v in env.items()) or '(machine default)'}", flush=True)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            for nbp in paths:
+                dst = Path(out_dir) / name / nbp.name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                dt = execute(nbp, dst)
+                rows = compare_executed(nbp, dst)
+                bad = [r for r in rows if r["status"] != "within tolerance"]
+                failures += bool(bad)
+                print(f"  {nbp.name:36s} {dt:6.1f} s  {len(rows)} cell(s) differ, {len(bad)} beyond tolerance", flush=True)
+                for r in rows:
+                    tol = "exact" if r["tolerance"] is None else f"tol {r['tolerance']:g}"
+                    size = "" if r["max_abs"] is None else f" max |Δ| {r['max_abs']:.4g}"
+                    print(f"    cell {r['cell']:3d} [{tol}] {r['status']}{size}: {r['detail']}", flush=True)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    return 1 if failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ogclip_utils.nbtools")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -107,9 +231,27 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--out", default="outputs")
     e = sub.add_parser("execute", help="execute notebooks in place (refresh committed outputs)")
     e.add_argument("paths", nargs="+")
+    q = sub.add_parser("portability", help="execute notebooks under other numeric configurations and report what moved")
+    q.add_argument("--config", action="append", choices=sorted(NUMERIC_CONFIGS),
+                   help="repeatable; default: all of " + ", ".join(NUMERIC_CONFIGS))
+    q.add_argument("--out", default="outputs/portability")
+    q.add_argument("notebooks", nargs="*", help="default: every numbered notebook")
+    w = sub.add_parser("with-config", help="run a command under a numeric configuration (used by make test-portable)")
+    w.add_argument("config", choices=sorted(NUMERIC_CONFIGS))
+    w.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command")
     a = p.parse_args(argv)
+    if a.cmd == "with-config":
+        cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
+        if not cmd:
+            p.error("with-config: give the command to run after --")
+        env = {**os.environ, **NUMERIC_CONFIGS[a.config]}
+        print(f"numeric configuration {a.config}: {' '.join(f'{k}={v}' for k, v in NUMERIC_CONFIGS[a.config].items())}",
+              flush=True)
+        os.execvpe(cmd[0], cmd, env)
     if a.cmd == "demo":
         return demo(a.out)
+    if a.cmd == "portability":
+        return portability(a.config or list(NUMERIC_CONFIGS), a.out, a.notebooks or None)
     for pth in a.paths:
         print(f"{pth}: {execute(pth):.1f} s")
     return 0

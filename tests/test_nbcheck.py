@@ -106,3 +106,41 @@ def test_whole_numbers_stay_exact_unless_the_cell_says_integers():
     assert len(problems) == 1 and "whole numbers must match exactly" in str(problems[0])
     assert nbcheck.compare_text("3136 confident pixels", "3137 confident pixels",
                                 nbcheck.Tolerance(2, "why", integers=True)) == []
+
+
+def _printing_notebook(path, printed_now, committed, tolerance):
+    """A notebook whose one cell prints ``printed_now`` but has ``committed`` as its stored output."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    cell = nbformat.v4.new_code_cell(f"print({printed_now!r})")
+    cell.execution_count = 1
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=committed + "\n")]
+    if tolerance is not None:
+        cell.metadata["ogclip"] = {"tolerance": tolerance, "why": "a test of the nbval hook"}
+    nb.cells.append(cell)
+    nbformat.write(nb, path)
+
+
+@pytest.mark.slow
+def test_nbval_hook_applies_the_cell_tolerance(tmp_path):
+    """The real thing: pytest --nbval with notebooks/conftest.py passes a small move, fails a large one."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(nbtools.NOTEBOOK_DIR / "conftest.py", tmp_path / "conftest.py")
+    _printing_notebook(tmp_path / "near.ipynb", "mIoU 14.3 %, n=749", "mIoU 14.1 %, n=749", 0.5)
+    _printing_notebook(tmp_path / "far.ipynb", "mIoU 15.3 %, n=749", "mIoU 14.1 %, n=749", 0.5)
+    _printing_notebook(tmp_path / "exact.ipynb", "mIoU 14.3 %, n=749", "mIoU 14.1 %, n=749", None)
+    _printing_notebook(tmp_path / "count.ipynb", "mIoU 14.1 %, n=748", "mIoU 14.1 %, n=749", 0.5)
+
+    def nbval(name):
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+                               "--nbval-current-env", name], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    assert nbval("near.ipynb").returncode == 0
+    far = nbval("far.ipynb")
+    assert far.returncode != 0 and "committed 14.1, now 15.3" in far.stdout
+    assert nbval("exact.ipynb").returncode != 0  # no tolerance: compared exactly, as nbval does
+    count = nbval("count.ipynb")
+    assert count.returncode != 0 and "whole numbers must match exactly" in count.stdout

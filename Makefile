@@ -6,11 +6,11 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 OUT ?= outputs
 
-.PHONY: setup lab demo test test-portable portability unit nbval bench checkpoints clean help
+.PHONY: setup lab demo test lint-imports test-portable portability unit nbval bench checkpoints clean help
 
 help:
 	@echo "make demo        execute every notebook offline, write HTML copies + figures under $(OUT)/"
-	@echo "make test        unit tests + pytest --nbval notebooks (offline mode)"
+	@echo "make test        import layers + unit tests + pytest --nbval notebooks (offline mode)"
 	@echo "make test-portable  pytest --nbval again under another numeric configuration (scalar kernels, 1 thread)"
 	@echo "make portability report how far every notebook output moves under each numeric configuration"
 	@echo "make lab         JupyterLab on notebooks/"
@@ -37,13 +37,17 @@ demo: setup
 unit: setup
 	OGCLIP_MODE=offline $(PY) -m pytest tests -q -p no:cacheprovider
 
+# The package's layers (pyproject.toml, [tool.importlinter]): a circle or an upward import fails.
+lint-imports: setup
+	$(VENV)/bin/lint-imports
+
 NBVAL := $(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
 	--nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 600 notebooks
 
 nbval: setup
 	OGCLIP_MODE=offline OGCLIP_HEADLESS=1 $(NBVAL)
 
-test: unit nbval
+test: lint-imports unit nbval
 
 # The same nbval run with other kernels (ATen without SIMD, MKL SSE4.2, oneDNN SSE4.1) and one
 # thread: an output that sits on a knife edge moves here whatever processor runs it.
@@ -54,7 +58,7 @@ portability: setup
 	OGCLIP_MODE=offline $(PY) -m ogclip_utils.nbtools portability --out $(OUT)/portability
 
 bench: setup
-	OGCLIP_MODE=offline $(PY) -m ogclip_utils.bench --out $(OUT)/bench.json
+	OGCLIP_MODE=offline $(PY) -m ogclip_utils.perf --out $(OUT)/bench.json
 
 checkpoints: setup
 	OGCLIP_MODE=real $(PY) -m ogclip_utils checkpoints

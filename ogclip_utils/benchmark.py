@@ -16,11 +16,9 @@ the whole dataset, 255 ignored, mIoU = nanmean of per-class IoU over non-empty u
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +26,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import datasets, env, metrics
+from . import __version__, datasets, dense, env, metrics, models, paths, pipeline, viz
+from .viz.benchmark import plot_comparison, plot_stage_times  # noqa: F401  (old import path)
 
 METHODS = ("vanilla", "maskclip", "sclip", "clearclip", "naclip")
 
@@ -111,14 +110,14 @@ class BenchmarkResult:
 def load_models(settings: Settings, need_segmenter: bool):
     """(clip, segmenter or None) for the run mode: tiny-shapes + classical offline,
     ViT-B-16 (openai) + SAM2.1 tiny in real mode, unless the settings name others."""
-    from . import models
-
-    real = env.get_mode() == "real"
-    name = settings.clip_model or ("ViT-B-16" if real else "tiny-shapes")
-    clip = models.load_clip(name, pretrained="openai" if name.startswith("ViT") else None, device=settings.device)
+    d = models.mode_defaults()
+    name = settings.clip_model or d.clip
+    clip = models.load_clip(name, pretrained=d.clip_pretrained if name == d.clip else
+                            ("openai" if name.startswith("ViT") else None), device=settings.device)
     seg = None
     if need_segmenter:
-        seg = models.load_segmenter(settings.segmenter or ("sam2.1-hiera-tiny" if real else "classical"), device=settings.device)
+        seg = (models.load_segmenter(settings.segmenter, device=settings.device) if settings.segmenter
+               else models.default_segmenter(device=settings.device))
     return clip, seg
 
 
@@ -136,12 +135,8 @@ def predict(image: np.ndarray, ds: datasets.BenchDataset, s: Settings, clip, seg
     """Predict one label map (int64 H×W in the dataset's class ids) with resolved settings ``s``.
 
     Returns (prediction, seconds per stage, number of segmenter queries)."""
-    from . import dense
-
     timings: dict[str, float] = {}
     if s.use_sam:
-        from . import pipeline
-
         t = time.perf_counter()
         res = pipeline.segment(image, ds.vocabulary, clip=clip, segmenter=segmenter, **_dense_params(s))
         pred = np.asarray(res.label_map).astype(np.int64)
@@ -267,66 +262,10 @@ def compare(ds: datasets.BenchDataset, methods: Sequence[str] = METHODS, variant
     return Comparison(ds.name, len(ds), out)
 
 
-def plot_comparison(comp: Comparison, metric: str = "miou", ax=None):
-    """Grouped bars: ``metric`` (percent) per method, one bar per variant; returns the figure."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(1.6 * len(comp.methods) + 2, 3.6))
-    else:
-        fig = ax.figure
-    vs, ms = comp.variants, comp.methods
-    w = 0.8 / max(len(vs), 1)
-    for j, v in enumerate(vs):
-        vals = [100 * getattr(comp.results[(m, v)], metric) if (m, v) in comp.results else np.nan for m in ms]
-        bars = ax.bar(np.arange(len(ms)) + (j - (len(vs) - 1) / 2) * w, vals, w, label=v)
-        ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
-    ax.set_xticks(np.arange(len(ms)), ms)
-    ax.set_ylabel(f"{metric} (%)")
-    ax.set_title(f"{comp.dataset}, {comp.num_images} images: {metric} by method and post-processing")
-    ax.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def plot_stage_times(comp: Comparison, method: str = "sclip", ax=None):
-    """Stacked horizontal bars: mean milliseconds per image in each stage, one bar per variant."""
-    import matplotlib.pyplot as plt
-
-    rows = [(v, comp.results[(method, v)]) for v in comp.variants if (method, v) in comp.results]
-    if not rows:
-        raise ValueError(f"method {method!r} is not in this comparison ({comp.methods})")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 0.6 * len(rows) + 1.4))
-    else:
-        fig = ax.figure
-    # stages in a fixed, readable order; "total"/"dense" sums are not stacked twice
-    names = {"dense_text": "text encoding", "dense_image": "image (windows)", "dense_post": "post-processing",
-             "dense": "dense map", "prompts": "prompt extraction", "refine": "segmenter + naming"}
-    for i, (v, r) in enumerate(rows):
-        t = r.mean_times
-        parts = ([(k, t[k]) for k in ("dense_text", "dense_image", "dense_post") if k in t] if "dense_text" in t
-                 else [(k, t[k]) for k in ("dense", "prompts", "refine") if k in t])
-        left = 0.0
-        for k, sec in parts:
-            ax.barh(i, 1000 * sec, left=left, color=f"C{list(names).index(k)}", label=names[k])
-            left += 1000 * sec
-    handles, labels = ax.get_legend_handles_labels()
-    uniq = dict(zip(labels, handles))
-    ax.legend(uniq.values(), uniq.keys(), fontsize=8, frameon=False, loc="lower right")
-    ax.set_yticks(range(len(rows)), [v for v, _ in rows])
-    ax.set_xlabel("milliseconds per image")
-    ax.set_title(f"where the time goes ({method})")
-    fig.tight_layout()
-    return fig
-
-
 def prob_thd_sweep(dense_results: Sequence, labels: Sequence[np.ndarray], thresholds: Sequence[float],
                    num_classes: int, ignore_index: int = 255) -> np.ndarray:
     """Dataset mIoU (fraction) for every ``prob_thd`` in ``thresholds``, re-using cached dense
     results (``dense.DenseResult``; low-confidence pixels go to class 0). float64 (len(thresholds),)."""
-    from . import dense
-
     if len(dense_results) != len(labels) or not len(labels):
         raise ValueError(f"dense_results and labels must be non-empty and of equal length, got {len(dense_results)} and {len(labels)}")
     out = []
@@ -380,22 +319,14 @@ def _gather_stage_names(acc: Accumulator) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- outputs
-def _safe_id(i: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", i)
-
-
 def save_prediction(out_dir: Path, sample: datasets.Sample, pred: np.ndarray, num_classes: int, save_vis: bool) -> None:
     """``predictions/<id>.png`` (uint8 class ids) and, if asked, ``visualizations/<id>.png``."""
     from PIL import Image
 
-    from . import viz
-
     if num_classes > 255:
         raise ValueError("predictions are saved as uint8 PNGs; more than 255 classes are not supported")
     (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
-    name = _safe_id(sample.id)
+    name = paths.safe_name(sample.id, max_len=120, keep_dots=True, default="sample")
     Image.fromarray(pred.astype(np.uint8), mode="L").save(out_dir / "predictions" / f"{name}.png")
     if save_vis:
         (out_dir / "visualizations").mkdir(parents=True, exist_ok=True)
@@ -406,8 +337,6 @@ def save_prediction(out_dir: Path, sample: datasets.Sample, pred: np.ndarray, nu
 def versions() -> dict:
     import open_clip
     import torch
-
-    from . import __version__
 
     return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
             "open_clip": getattr(open_clip, "__version__", "?"), "ogclip_utils": __version__}
@@ -460,52 +389,27 @@ def summary_text(res: BenchmarkResult, ds: datasets.BenchDataset) -> str:
 
 
 # ----------------------------------------------------------------------------- CLI
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ogclip_utils benchmark", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", choices=datasets.DATASETS, default="shapes")
-    p.add_argument("--data-dir", default=None, help="dataset folder (default data/benchmarks/<dataset>)")
-    p.add_argument("--num-samples", type=int, default=None, help="first N images (default all)")
-    p.add_argument("--size", type=int, default=160, help="shapes scene size in pixels")
-    p.add_argument("--method", choices=METHODS, default="sclip", help="dense feature method")
-    p.add_argument("--use-sam", action="store_true", help="refine with the promptable segmenter (pipeline.segment)")
-    p.add_argument("--use-pamr", action="store_true", help="PAMR post-processing of the dense probabilities")
-    p.add_argument("--slide-crop", type=int, default=None, help="sliding-window crop in pixels")
-    p.add_argument("--slide-stride", type=int, default=None, help="sliding-window stride in pixels")
-    p.add_argument("--logit-scale", type=float, default=None)
-    p.add_argument("--prob-thd", type=float, default=None)
-    p.add_argument("--area-thd", type=float, default=None)
-    p.add_argument("--short-side", type=int, default=None, help="resize short side (default: the dataset's)")
-    p.add_argument("--model", dest="clip_model", default=None, help="CLIP model (default by mode)")
-    p.add_argument("--segmenter", default=None, help="segmenter (default by mode)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--output-dir", default="outputs/benchmark")
-    p.add_argument("--save-vis", action="store_true", help="write visualizations/<id>.png")
-    p.add_argument("--no-progress", action="store_true")
-    return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
-    st = Settings(**{k: getattr(a, k) for k in Settings.__dataclass_fields__})
-    try:
-        ds = datasets.load_dataset(a.dataset, a.data_dir, a.num_samples, size=a.size)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def run_to_folder(ds: datasets.BenchDataset, settings: Settings, output_dir: str | Path, save_vis: bool = False,
+                  progress: bool = True, device: str | None = None) -> BenchmarkResult | None:
+    """Evaluate ``ds`` (sharded over ``torchrun`` ranks, the confusion matrix all-reduced) and write
+    ``results.json``, ``summary.txt`` and ``predictions/`` into ``output_dir``; print the summary.
+    Returns the result on rank 0 (None on the other ranks)."""
     rank, world, owned = _dist_setup()
-    out = Path(a.output_dir)
+    out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    res = None
     try:
         mine = list(range(rank, len(ds), world))
-        acc, s = evaluate(ds, st, indices=mine, progress=not a.no_progress and rank == 0,
-                          on_prediction=lambda smp, pred: save_prediction(out, smp, pred, ds.num_classes, a.save_vis))
+        acc, s = evaluate(ds, settings, indices=mine, progress=progress and rank == 0,
+                          on_prediction=lambda smp, pred: save_prediction(out, smp, pred, ds.num_classes, save_vis))
         if world > 1:
             acc = _all_reduce(acc, _gather_stage_names(acc))
         if rank == 0:
             res = BenchmarkResult.from_accumulator(acc, ds.class_names, s)
-            device = str(env.get_device(a.device))
-            (out / "results.json").write_text(json.dumps(results_dict(res, ds, ds.ids, world, device), indent=2))
+            dev = str(env.get_device(device))
+            (out / "results.json").write_text(json.dumps(results_dict(res, ds, ds.ids, world, dev), indent=2))
             text = summary_text(res, ds)
             (out / "summary.txt").write_text(text)
             print(text)
@@ -516,4 +420,4 @@ def main(argv: list[str] | None = None) -> int:
 
             dist.barrier()
             dist.destroy_process_group()
-    return 0
+    return res

@@ -10,7 +10,7 @@ pixels with x1/y1 exclusive, points (x, y) in pixels.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 

@@ -22,14 +22,13 @@ Layouts (what ``--data-dir`` points at):
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from . import data
+from . import data, paths
 
 IGNORE_INDEX = 255
 CLASS_NAME_DIR = Path(__file__).resolve().parent.parent / "data" / "class_names"
@@ -267,10 +266,6 @@ def shapes(size: int = 160, num_objects: int | tuple[int, int] | None = (1, 4),
     return BenchDataset("shapes", ids, list(data.CLASS_NAMES), list(data.CLASS_NAMES), DEFAULTS["shapes"], 0, load, None)
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(name))
-
-
 def load_dataset(name: str, data_dir: str | Path | None = None, num_samples: int | None = None,
                  size: int = 160) -> BenchDataset:
     """Open a benchmark dataset by name (see :data:`DATASETS`).
@@ -288,7 +283,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, num_samples: int
             raise ValueError(f"num_samples: the shapes benchmark has {len(SHAPES_SEEDS)} scenes, got {num_samples}")
         ds = shapes(size=size)
     else:
-        root = Path(data_dir if data_dir is not None else data.DATA_DIR / "benchmarks" / _safe(name)).expanduser()
+        root = Path(data_dir if data_dir is not None else data.DATA_DIR / "benchmarks" / paths.safe_name(name, max_len=80, keep_dots=True, default="dataset")).expanduser()
         if not root.exists():
             raise DatasetNotFoundError(f"--data-dir {root} does not exist.\n" + INSTRUCTIONS[name].format(root=root))
         ds = _voc(root, name == "voc20", name) if name in ("pascal-voc", "voc20") else _coco(root, name)

@@ -1,10 +1,15 @@
-"""Second half of ``make demo``: run the 18-step explainer offline on a shapes scene and on
-a bundled photo, and print where each ``index.html`` is."""
+"""The second half of ``make demo``: the 18-step explainer on a shapes scene and on a bundled photo.
+
+Runs offline and prints where each ``index.html`` is."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from PIL import Image
+
+from . import cli, data
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,15 +18,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     out = Path(a.out) / "explain"
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        from . import explain
-    except ImportError as exc:  # the explainer is optional for the notebooks
-        print(f"explainer not available ({exc}); skipping", file=sys.stderr)
-        return 0
-    from PIL import Image
-
-    from . import data
-
     scene = data.make_scene(2024, size=192, num_objects=4)
     scene_path = out / "shapes_scene.png"
     Image.fromarray(scene.image).save(scene_path)
@@ -32,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     status = 0
     for title, image, vocab, dest in runs:
-        rc = explain.cli_explain(["--image", str(image), "--vocabulary", *vocab, "--output", str(dest), "--mode", "offline"])
+        rc = cli.cmd_explain(["--image", str(image), "--vocabulary", *vocab, "--output", str(dest), "--mode", "offline"])
         html = dest / "index.html"
         if rc == 0 and html.exists():
             print(f"  explainer, {title}: {html.resolve()}")

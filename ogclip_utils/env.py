@@ -1,7 +1,7 @@
-"""Runtime environment: device choice, Colab detection, seeding and the offline/real mode.
+"""The run mode and the runtime: offline/real/auto, device choice, Colab detection, seeding.
 
-Only this module and :mod:`ogclip_utils.models` know about the outside world; everything
-else receives tensors, arrays and model objects.
+Only this module (the mode) and :mod:`ogclip_utils.models` (which models the mode means)
+know about the outside world; everything else receives tensors, arrays and model objects.
 """
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ import platform
 import random
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
-MODES = ("offline", "real", "auto")
+from . import weights
+from .paths import REPO_ROOT, cache_dir  # noqa: F401  (kept here for old call sites: env.REPO_ROOT, env.cache_dir)
 
-#: Repository root (the folder holding ``ogclip_utils/``, ``checkpoints/``, ``data/``).
-REPO_ROOT = Path(__file__).resolve().parent.parent
+MODES = ("offline", "real", "auto")
 
 
 def in_colab() -> bool:
@@ -88,9 +86,7 @@ def get_mode(mode: str | None = None) -> str:
             "or OGCLIP_MODE=real (official CLIP/SAM2 weights, downloaded by `make checkpoints`)"
         )
     if value == "auto":
-        from . import models
-
-        return "real" if models.real_weights_available() else "offline"
+        return "real" if weights.real_weights_available() else "offline"
     return value
 
 
@@ -123,14 +119,3 @@ def describe(mode: str | None = None, device: str | None = None) -> EnvInfo:
         open_clip=getattr(open_clip, "__version__", "?"),
         colab=in_colab(),
     )
-
-
-def cache_dir(kind: str = "") -> Path:
-    """Cache folder for downloads and text embeddings.
-
-    ``$OGCLIP_CACHE`` if set, else ``~/.cache/ogclip``. ``kind`` names a sub-folder.
-    """
-    root = Path(os.environ.get("OGCLIP_CACHE", Path.home() / ".cache" / "ogclip")).expanduser()
-    path = root / kind if kind else root
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -1,4 +1,4 @@
-"""The 18-step explainer and the ``segment`` / ``explain`` command lines.
+"""The 18-step explainer: one segmentation shown step by step as figures, data and a small HTML viewer.
 
 ``explain(result, output)`` turns one :class:`pipeline.SegmentationResult` into
 
@@ -13,12 +13,8 @@ The explainer only *reads* the result; it never re-runs a stage.
 """
 from __future__ import annotations
 
-import argparse
 import html
 import json
-import re
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +22,8 @@ from typing import Sequence
 import numpy as np
 
 from . import viz
+from .paths import safe_name
+from .pipeline import target_mask  # noqa: F401  (old import path: explain.target_mask)
 
 GRID_SIDE = 64  # the blind-grid baseline the query count is compared with (64×64 points)
 
@@ -66,13 +64,6 @@ STEPS: list[tuple[str, str, str]] = [
 
 
 # ----------------------------------------------------------------------------- helpers
-def safe_name(name: str, max_len: int = 40) -> str:
-    """A file-name-safe version of a class name: ASCII letters, digits, '-' and '_' only, no
-    path separators or dots, at most ``max_len`` characters, never empty."""
-    s = re.sub(r"[^A-Za-z0-9_-]+", "_", str(name)).strip("_-")[:max_len]
-    return s or "class"
-
-
 def _mpl_text(s: str) -> str:
     """Escape a user string for matplotlib text ('$' would start mathtext)."""
     return str(s).replace("$", r"\$")
@@ -436,7 +427,6 @@ def render_steps(v: View, out_dir: Path) -> list[Path]:
 
 def render_per_class(v: View, out_dir: Path) -> list[Path]:
     """``class_<i>_<safe name>.png`` for every class the dense map or the final map contains."""
-    import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
     pal = viz.palette(max(len(v.classes), 2))
@@ -596,7 +586,6 @@ def show_steps(out: ExplainOutput, steps: Sequence[int] = (6, 13, 14, 18), ncols
     ``steps/NN_*.png``), titled with the step names — a preview of ``index.html`` in a notebook."""
     from PIL import Image
 
-    from . import viz
 
     bad = [s for s in steps if not (isinstance(s, (int, np.integer)) and 1 <= s <= len(out.steps))]
     if bad:
@@ -604,143 +593,3 @@ def show_steps(out: ExplainOutput, steps: Sequence[int] = (6, 13, 14, 18), ncols
     images = [np.asarray(Image.open(out.steps[s - 1]).convert("RGB")) for s in steps]
     titles = [f"step {s}: {STEPS[s - 1][1]}" for s in steps]
     return viz.image_grid(images, titles, ncols=ncols, size=size)
-
-
-# ----------------------------------------------------------------------------- command lines
-def _common_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image", required=True, help="input image (PNG/JPEG/…)")
-    p.add_argument("--vocabulary", nargs="+", required=True, metavar="NAME",
-                   help='class names; "a, b" lists synonyms of one class; include "background"')
-    p.add_argument("--min-confidence", type=float, default=0.3, help="probability a pixel needs to join a region (default 0.3)")
-    p.add_argument("--min-region-size", type=int, default=40, help="regions smaller than this many pixels are dropped (default 40)")
-    p.add_argument("--points-per-cluster", type=int, default=1, help="positive points per region (default 1)")
-    p.add_argument("--negative-points-per-cluster", type=int, default=0, help="negative points per region (default 0)")
-    p.add_argument("--negative-confidence-threshold", type=float, default=0.8,
-                   help="other classes' pixels serve as negatives above this probability (default 0.8)")
-    p.add_argument("--iou-threshold", type=float, default=0.8, help="same-class masks above this IoU merge (default 0.8)")
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    p.add_argument("--mode", default=None, choices=("offline", "real", "auto"), help="default $OGCLIP_MODE or auto")
-    p.add_argument("--checkpoint", default=None, help="SAM2 checkpoint path (real mode; default: the registry's)")
-    p.add_argument("--model-cfg", default=None, help="SAM2 config name, e.g. configs/sam2.1/sam2.1_hiera_t.yaml")
-
-
-def _params(a) -> dict:
-    return {"min_confidence": a.min_confidence, "min_region_size": a.min_region_size, "points_per_cluster": a.points_per_cluster,
-            "negative_points_per_cluster": a.negative_points_per_cluster,
-            "negative_confidence_threshold": a.negative_confidence_threshold, "iou_threshold": a.iou_threshold}
-
-
-def _run(a, target: str | None = None):
-    """Load the image and the models for the mode, run ``pipeline.segment``; return (image, result, params, mode)."""
-    from . import data, env, models
-
-    image = data.load_image(a.image)
-    mode = env.get_mode(a.mode)
-    from . import pipeline
-
-    if mode == "real":
-        clip = models.load_clip("ViT-B-16", pretrained="openai", device=a.device)
-        seg = models.load_segmenter("sam2.1-hiera-tiny", checkpoint=a.checkpoint, device=a.device, model_cfg=a.model_cfg)
-    else:
-        clip = models.load_clip("tiny-shapes", device=a.device)
-        seg = models.load_segmenter("classical")
-    params = _params(a)
-    kw = dict(params)
-    if target is not None:
-        kw["target"] = target
-    res = pipeline.segment(image, list(a.vocabulary), clip=clip, segmenter=seg, **kw)
-    return image, res, params, mode
-
-
-def cli_explain(argv: list[str] | None = None) -> int:
-    """``python -m ogclip_utils explain --image PATH --vocabulary NAME… --output DIR [options]``."""
-    p = argparse.ArgumentParser(prog="python -m ogclip_utils explain",
-                                description="Write the 18-step explanation (figures, index.html, data) of one segmentation.")
-    _common_args(p)
-    p.add_argument("--output", required=True, help="output folder")
-    p.add_argument("--create-html", action=argparse.BooleanOptionalAction, default=True, help="write index.html (default on)")
-    p.add_argument("--per-class-details", action="store_true", help="also write per_class/class_<i>_<name>.png")
-    a = p.parse_args(argv)
-    try:
-        t = time.perf_counter()
-        image, res, params, mode = _run(a)
-        params = {"mode": mode, "image": Path(a.image).name, **params}
-        out = explain(res, a.output, image=image, params=params, create_html=a.create_html, per_class_details=a.per_class_details,
-                      title=f"{Path(a.image).name}: object-guided segmentation, step by step")
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(out.steps)} step figures, {len(out.per_class)} per-class figures and data to {out.output} "
-          f"({time.perf_counter() - t:.1f} s)")
-    if out.html:
-        print(f"open {out.html.resolve()}")
-    return 0
-
-
-def target_mask(result, vocabulary: Sequence[str], target: str) -> np.ndarray:
-    """bool H×W: the pixels of the final label map belonging to class ``target`` (a name or a synonym)."""
-    from .dense import parse_vocabulary
-
-    classes, queries, q2c = parse_vocabulary(list(vocabulary))
-    if target in classes:
-        cid = classes.index(target)
-    elif target in queries:
-        cid = int(q2c[queries.index(target)])
-    else:
-        raise ValueError(f"--prompt {target!r} is not in the vocabulary {classes}; use one of its names")
-    lm = np.asarray(_first([result, getattr(result, "refined", None)], "label_map"))
-    return lm == cid
-
-
-def cli_segment(argv: list[str] | None = None) -> int:
-    """``python -m ogclip_utils segment --image PATH --vocabulary NAME… [--prompt NAME] [--edit …] --output FILE``."""
-    from PIL import Image
-
-    from . import edit as edit_mod
-
-    p = argparse.ArgumentParser(prog="python -m ogclip_utils segment", description="Segment (and optionally edit) one image.")
-    _common_args(p)
-    p.add_argument("--prompt", default=None, help="target class to segment/edit (default: all classes)")
-    p.add_argument("--edit", default="segment", choices=("segment", "remove", "replace"),
-                   help="segment: overlay; remove: blacken or inpaint the target; replace: its mask, or generate --edit-prompt in it")
-    p.add_argument("--use-inpainting", action="store_true", help="inpaint for remove/replace (SD in real mode, OpenCV offline for remove)")
-    p.add_argument("--edit-prompt", default="", help="what to paint inside the mask with --edit replace --use-inpainting")
-    p.add_argument("--dilate", type=int, default=6, help="pixels to grow the edit mask by (default 6)")
-    p.add_argument("--output", default="segmented.png", help="output image file")
-    p.add_argument("-v", "--verbose", action="store_true", help="print prompts, instances and timings")
-    a = p.parse_args(argv)
-    if a.edit != "segment" and not a.prompt:
-        print("error: --edit remove/replace needs --prompt NAME (the class to edit)", file=sys.stderr)
-        return 2
-    try:
-        image, res, params, mode = _run(a, target=a.prompt)
-        if a.edit == "segment":
-            lm = np.asarray(_first([res, getattr(res, "refined", None)], "label_map"))
-            if a.prompt:
-                lm = np.where(target_mask(res, a.vocabulary, a.prompt), lm, 0)
-            out_img = viz.overlay(image, lm, num_classes=len(res.dense.classes))
-        else:
-            mask = target_mask(res, a.vocabulary, a.prompt)
-            if not mask.any():
-                print(f"note: no pixels of {a.prompt!r} were found; the image is unchanged", file=sys.stderr)
-            out_img = edit_mod.edit(image, mask, a.edit, use_inpainting=a.use_inpainting, prompt=a.edit_prompt,
-                                    mode=mode, device=a.device, dilate=a.dilate).image
-    except edit_mod.InpaintingUnavailable as exc:
-        print(f"error: {exc}. Without --use-inpainting, --edit replace writes the mask.", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    Path(a.output).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(out_img).save(a.output)
-    nq = int(_first([res, getattr(res, "refined", None)], "num_queries", default=0))
-    print(f"{mode} mode: {nq} segmenter queries (a {GRID_SIDE}×{GRID_SIDE} grid would use {GRID_SIDE ** 2}: "
-          f"{GRID_SIDE ** 2 / max(nq, 1):.0f}× fewer); wrote {a.output}")
-    if a.verbose:
-        for q in _first([res], "prompts", default=[]) or []:
-            print(" ", q)
-        for inst in _first([res, getattr(res, "refined", None)], "instances", default=[]) or []:
-            print(" ", inst)
-        for k, t in (getattr(res, "timings", {}) or {}).items():
-            print(f"  {k}: {t:.3f} s")
-    return 0

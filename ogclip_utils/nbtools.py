@@ -17,7 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+from . import nbcheck
+from .paths import NOTEBOOK_DIR
+
 
 SETUP_CELL = '''# NBVAL_IGNORE_OUTPUT
 # Setup — works in JupyterLab (`make lab`) and Google Colab. Run this cell first.
@@ -150,8 +152,6 @@ def compare_executed(reference: str | os.PathLike, executed: str | os.PathLike) 
     differ; ``max_abs`` is the largest change) or ``"text changed"``.
     """
     import nbformat
-
-    from . import nbcheck
 
     sanitize = _sanitizer()
     ref = nbformat.read(reference, as_version=4)

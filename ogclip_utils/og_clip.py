@@ -32,7 +32,6 @@ so a method that cannot tell two samples apart scores chance between them, not z
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -45,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import data, metrics
+from . import data, env, metrics, models
 
 TRAIN_SEED_BASE = 70_000_000  # offline OG-CLIP training scenes
 TEST_SEED_BASE = 80_000_000  # held-out scenes: seeds disjoint from training and from tiny-shapes
@@ -114,7 +113,6 @@ def shapes_samples(seeds: Sequence[int], size: int = 96, num_objects: tuple[int,
     if len(seeds) == 0:
         raise ValueError("seeds is empty: pass the scene seeds to render, e.g. range(80_000_000, 80_000_200)")
     if mask_source == "segmenter" and segmenter is None:
-        from . import models
 
         segmenter = models.load_segmenter("classical")
     out: list[ObjectSample] = []
@@ -442,7 +440,6 @@ class ObjectGuidedCLIP(nn.Module):
         return F.normalize(t, dim=-1)
 
 
-
 def model_for(feats: FeatureCache, **kwargs):
     """An :class:`ObjectGuidedCLIP` sized for ``feats`` (clip_dim, grid, embed_dim)."""
     return ObjectGuidedCLIP(clip_dim=feats.tokens.shape[-1], grid=feats.tokens.shape[1], embed_dim=feats.text_emb.shape[1], **kwargs)
@@ -547,7 +544,6 @@ class Trainer:
 
     def __init__(self, model, train: FeatureCache, val: FeatureCache | None = None, config: TrainConfig | None = None,
                  device=None):
-        from . import env
 
         self.cfg = config or TrainConfig()
         if len(train) < 2:
@@ -829,67 +825,5 @@ def run_experiment(train: FeatureCache, test: FeatureCache, seeds: Sequence[int]
 
 
 # ----------------------------------------------------------------------------- CLI
-def _shapes_feats(first_seed: int, n: int, mask_source: str, clip):
-    samples = shapes_samples(range(first_seed, first_seed + n), mask_source=mask_source)
-    return precompute_features(samples, clip)
 
 
-def cli_train(argv: list[str] | None = None) -> int:
-    """``python -m ogclip_utils train``: train OG-CLIP on shapes-world scenes, save the best checkpoint."""
-    from . import env, models
-
-    p = argparse.ArgumentParser(prog="python -m ogclip_utils train", description=cli_train.__doc__)
-    p.add_argument("--train-scenes", type=int, default=400, help="number of training scenes (seeds from 70,000,000)")
-    p.add_argument("--val-scenes", type=int, default=100, help="validation scenes (held-out seeds from 80,000,000)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fusion", choices=("conv", "attention"), default="conv")
-    for b in ("object", "mask", "clip"):
-        p.add_argument(f"--no-{b}", action="store_true", help=f"switch the {b} branch off (ablation)")
-    p.add_argument("--mask-source", choices=MASK_SOURCES, default="segmenter",
-                   help="segmenter (default) or ground_truth (ablation only)")
-    p.add_argument("--out", default="outputs/og_clip.safetensors", help="best checkpoint (safetensors)")
-    a = p.parse_args(argv)
-    if min(a.train_scenes, a.val_scenes) < 2:
-        p.error("--train-scenes and --val-scenes must be ≥ 2")
-    env.seed_everything(a.seed)
-    clip = models.load_clip("tiny-shapes")
-    train = _shapes_feats(TRAIN_SEED_BASE, a.train_scenes, a.mask_source, clip)
-    val = _shapes_feats(TEST_SEED_BASE + 1_000_000, a.val_scenes, a.mask_source, clip)
-    model = model_for(train, use_object=not a.no_object, use_mask=not a.no_mask, use_clip=not a.no_clip, fusion=a.fusion)
-    cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, checkpoint=a.out)
-    hist = Trainer(model, train, val, cfg).fit()
-    print(f"best validation text→image R@1 {hist.best_val_r1:.1f} % at epoch {hist.best_epoch + 1}; saved {a.out}")
-    Path(a.out).with_suffix(".history.json").write_text(json.dumps(asdict(hist)))
-    return 0
-
-
-def cli_evaluate(argv: list[str] | None = None) -> int:
-    """``python -m ogclip_utils evaluate``: retrieval of a checkpoint and the frozen-CLIP baselines on held-out scenes."""
-    from . import models
-
-    p = argparse.ArgumentParser(prog="python -m ogclip_utils evaluate", description=cli_evaluate.__doc__)
-    p.add_argument("--checkpoint", default="outputs/og_clip.safetensors")
-    p.add_argument("--test-scenes", type=int, default=200, help="held-out scenes (seeds from 80,000,000)")
-    p.add_argument("--mask-source", choices=MASK_SOURCES, default="segmenter")
-    p.add_argument("--seed", type=int, default=0, help="gallery order and tie-breaking")
-    p.add_argument("--json", default=None, help="also write the reports here")
-    a = p.parse_args(argv)
-    if a.test_scenes < 2:
-        p.error("--test-scenes must be ≥ 2")
-    model = load_checkpoint(a.checkpoint)
-    clip = models.load_clip("tiny-shapes")
-    test = _shapes_feats(TEST_SEED_BASE, a.test_scenes, a.mask_source, clip)
-    gal = make_galleries(test, seed=a.seed)
-    reps = {"CLIP global (frozen)": evaluate_baseline(test, "global", gal, a.seed),
-            "CLIP masked crop (frozen)": evaluate_baseline(test, "masked_crop", gal, a.seed),
-            "OG-CLIP": evaluate_model(model, test, gal, a.seed)}
-    print(f"{len(test)} queries, {len(gal)} galleries of ~{reps['OG-CLIP'].gallery_size:.1f}, masks: {test.mask_source}")
-    print(f"{'method':28s} {'t2i R@1':>8s} {'t2i R@5':>8s} {'i2t R@1':>8s} {'scene R@1':>9s} {'mean rank':>9s}")
-    for name, r in reps.items():
-        print(f"{name:28s} {r.t2i_r1:8.1f} {r.t2i_r5:8.1f} {r.i2t_r1:8.1f} {r.t2i_scene_r1:9.1f} {r.mean_rank:9.2f}")
-    if a.json:
-        Path(a.json).write_text(json.dumps({k: v.as_dict() for k, v in reps.items()}, indent=1))
-    return 0

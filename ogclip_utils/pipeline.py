@@ -8,12 +8,13 @@ the segmenter's cached image encoding — what the notebooks' sliders call.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from . import env, prompts as _prompts, refine as _refine
+from . import data, dense, metrics, models, prompts as _prompts, refine as _refine
+from .vocabulary import parse_vocabulary
 
 DENSE_KEYS = ("method", "logit_scale", "prob_thd", "area_thd", "crop", "stride", "short_side", "templates")
 PROMPT_KEYS = ("min_confidence", "min_region_size", "points_per_cluster", "negative_points_per_cluster",
@@ -94,14 +95,8 @@ class SegmentationResult:
 
 
 def default_models(mode: str | None = None, device: str | None = None):
-    """(clip, segmenter) for the mode: tiny-shapes + ClassicalSegmenter offline,
-    ViT-B/16 (OpenAI) + SAM2.1 hiera-tiny in real mode."""
-    from . import models
-
-    if env.get_mode(mode) == "real":
-        return (models.load_clip("ViT-B-16", pretrained="openai", device=device),
-                models.load_segmenter("sam2.1-hiera-tiny", device=device))
-    return models.load_clip("tiny-shapes", device=device), models.load_segmenter("classical")
+    """``(clip, segmenter)`` for the mode (:func:`ogclip_utils.models.default_models`)."""
+    return models.default_models(mode, device)
 
 
 def _check_vocabulary(vocabulary) -> list[str]:
@@ -155,7 +150,7 @@ def _run_cheap(image, vocab, dense_result, clip, segmenter, params, target, timi
     t = time.perf_counter()
     rp = dict(rp)
     if rp.get("classify", "auto") == "auto":
-        rp["classify"] = "clip" if env.get_mode() != "real" else "dense"
+        rp["classify"] = models.mode_defaults().classify
     ref = _refine.refine(segmenter, image, ex, clip=clip, probs=dense_result, class_names=vocab, **rp)
     timings["refine"] = time.perf_counter() - t
     label_map = ref.label_map
@@ -189,20 +184,12 @@ def segment(image, vocabulary: Sequence[str], clip=None, segmenter=None, *, targ
     Returns:
         :class:`SegmentationResult`.
     """
-    from . import data, dense
-
     img = data.load_image(image)
     vocab = _check_vocabulary(vocabulary)
     tid = _target_id(target, vocab)
     dp, _, _ = _split(params)
-    if clip is None or segmenter is None:
-        from . import models
-
-        real = env.get_mode() == "real"
-        if clip is None:
-            clip = models.load_clip("ViT-B-16", pretrained="openai") if real else models.load_clip("tiny-shapes")
-        if segmenter is None:
-            segmenter = models.load_segmenter("sam2.1-hiera-tiny" if real else "classical")
+    clip = models.default_clip() if clip is None else clip
+    segmenter = models.default_segmenter() if segmenter is None else segmenter
     t = time.perf_counter()
     dres = dense.dense_probs(clip, img, vocab, **dp)
     timings = {"dense": time.perf_counter() - t}
@@ -236,8 +223,6 @@ def benchmark_scenes(seeds: Sequence[int], size: int = 160, clip=None, segmenter
                      progress: bool = False, **params) -> SceneBenchmark:
     """Run :func:`segment` on the shapes scenes ``data.make_scene(seed, size)`` and score both the
     dense argmax and the refined label map against the exact labels (31-class mIoU)."""
-    from . import data, metrics, models
-
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("seeds is empty: pass the scene seeds to evaluate, e.g. range(1000, 1030)")
@@ -266,3 +251,15 @@ def benchmark_scenes(seeds: Sequence[int], size: int = 160, clip=None, segmenter
     dm = metrics.segmentation_metrics(dense_maps, gts, n)["miou"]
     rm = metrics.segmentation_metrics(refined_maps, gts, n)["miou"]
     return SceneBenchmark(seeds, float(dm), float(rm), float(np.mean(queries)), tim, results, scenes)
+
+
+def target_mask(result, vocabulary: Sequence[str], target: str) -> np.ndarray:
+    """bool H×W: the pixels of the final label map belonging to class ``target`` (a name or a synonym)."""
+    classes, queries, q2c = parse_vocabulary(list(vocabulary))
+    if target in classes:
+        cid = classes.index(target)
+    elif target in queries:
+        cid = int(q2c[queries.index(target)])
+    else:
+        raise ValueError(f"--prompt {target!r} is not in the vocabulary {classes}; use one of its names")
+    return np.asarray(result.label_map) == cid

@@ -20,7 +20,6 @@ block (``models.install_late_class_token``); stages 4–5 also limit blocks 1…
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data
+from . import data, models
 
 TRAIN_SEED_BASE = 0
 EVAL_SEED_BASE = 50_000_000  # held-out crops: seeds disjoint from training
@@ -226,7 +225,6 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
-    from . import models
 
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # denormal gradients/Adam moments slowed steps ~20× on CPU after ~1k steps
@@ -430,22 +428,6 @@ def train_recipe(out_dir: str | Path = "checkpoints", threads: int = 2, stage1: 
     (out_dir / "tiny-shapes.json").write_text(json.dumps(card, indent=1))
     (out_dir / "README.md").write_text(model_card(card))
     return card
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ogclip_utils train-tiny-clip", description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="checkpoints", help="output folder (default: checkpoints/)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--stage1", default=None,
-                   help="skip stage 1: start the later stages from these weights (their .json card beside them)")
-    a = p.parse_args(argv)
-    if a.stage1 and not Path(a.stage1).with_suffix(".json").exists():
-        p.error(f"--stage1 {a.stage1}: no card {Path(a.stage1).with_suffix('.json')} beside the weights; "
-                "run without --stage1 to train stage 1 too")
-    if a.threads < 1:
-        p.error("--threads must be ≥ 1")
-    train_recipe(a.out, a.threads, a.stage1)
-    return 0
 
 
 def model_card(card: dict) -> str:

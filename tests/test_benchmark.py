@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ogclip_utils import benchmark, data, datasets, metrics
+from ogclip_utils import benchmark, cli, data, datasets, metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ def test_bad_method():
 
 
 def test_missing_dataset_message(tmp_path, capsys):
-    rc = benchmark.main(["--dataset", "pascal-voc", "--data-dir", str(tmp_path / "voc"), "--output-dir", str(tmp_path)])
+    rc = cli.cmd_benchmark(["--dataset", "pascal-voc", "--data-dir", str(tmp_path / "voc"), "--output-dir", str(tmp_path)])
     assert rc == 2
     assert "VOCtrainval_11-May-2012.tar" in capsys.readouterr().err
 
@@ -76,7 +76,7 @@ def single_run(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the torchrun workers, so the float sums are identical
     try:
-        assert benchmark.main(ARGS + ["--save-vis", "--no-progress", "--output-dir", str(out)]) == 0
+        assert cli.cmd_benchmark(ARGS + ["--save-vis", "--no-progress", "--output-dir", str(out)]) == 0
     finally:
         torch.set_num_threads(threads)
     return out, json.loads((out / "results.json").read_text())

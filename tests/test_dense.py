@@ -10,14 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ogclip_utils import data, dense, models
+from ogclip_utils import clip as clip_mod
+from ogclip_utils import data, dense, evaluation, models, pamr as pamr_mod, perf, viz
 
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own on-disk text cache and an empty memory cache."""
     monkeypatch.setenv("OGCLIP_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(dense, "_TEXT_CACHE", {})
+    monkeypatch.setattr(clip_mod, "_TEXT_CACHE", {})
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
@@ -305,7 +306,7 @@ def test_text_cache_memory_disk_and_fingerprint(tiny, monkeypatch):
 
     monkeypatch.setattr(tiny.model, "encode_text", boom)
     torch.testing.assert_close(dense.text_embeddings(tiny, names, ["a {}"]), e1)  # memory
-    monkeypatch.setattr(dense, "_TEXT_CACHE", {})  # a fresh process: disk
+    monkeypatch.setattr(clip_mod, "_TEXT_CACHE", {})  # a fresh process: disk
     torch.testing.assert_close(dense.text_embeddings(tiny, names[::-1], ["a {}"]), e1.flip(0))
     monkeypatch.undo()
 
@@ -385,7 +386,7 @@ def test_bad_settings(tiny):
 # ----------------------------------------------------------------------------- benchmark (smoke)
 def test_speed_benchmark_smoke():
     """Runs end to end on the tiny model and a small image; the real run (ViT-B/16, 448×597) is `make bench`."""
-    r = dense.speed_benchmark("tiny-shapes", (70, 100), progress=False)
+    r = perf.speed_benchmark("tiny-shapes", (70, 100), progress=False)
     assert r["windows"] == 2 * 3 and r["max_abs_prob_diff"] < 1e-5
     for k in ("first_call_s", "cached_call_s", "disk_cache_call_s", "per_window_loop_s", "matmul_gflops",
               "dense_gflops", "image_gflop"):
@@ -402,24 +403,24 @@ def test_compare_methods_and_figures(tiny):
     import matplotlib.pyplot as plt
 
     scenes = [data.make_scene(s, size=64) for s in (1, 2)]
-    scores = dense.compare_methods(tiny, [s.image for s in scenes], [s.labels for s in scenes], data.CLASS_NAMES,
+    scores = evaluation.compare_methods(tiny, [s.image for s in scenes], [s.labels for s in scenes], data.CLASS_NAMES,
                                    methods=("vanilla", "sclip"))
     assert [s.method for s in scores] == ["vanilla", "sclip"]
     assert all(0 <= s.miou <= 1 for s in scores)
-    assert "sclip" in dense.format_scores(scores)
+    assert "sclip" in evaluation.format_scores(scores)
     with pytest.raises(ValueError, match="methods"):
-        dense.compare_methods(tiny, [scenes[0].image], [scenes[0].labels], data.CLASS_NAMES, methods=("x",))
+        evaluation.compare_methods(tiny, [scenes[0].image], [scenes[0].labels], data.CLASS_NAMES, methods=("x",))
     r = dense.dense_probs(tiny, scenes[0].image, data.CLASS_NAMES)
     maps = dense.attention_maps(tiny, scenes[0].image, (10, 50))
     assert set(maps) == {"vanilla", "sclip", "clearclip", "naclip"}
     assert all(m.shape == (8, 8) and abs(m.sum() - 1) < 1e-4 for m in maps.values())
-    for fig in (dense.plot_attention(tiny, scenes[0].image, (10, 50)), dense.plot_windows(scenes[0].image, r.windows),
-                dense.plot_class_maps(r, scenes[0].image, ["background", "red circle"]),
-                dense.plot_labels(r, scenes[0].image, scenes[0].labels), dense.plot_confidence(r, scenes[0].image),
-                dense.plot_postprocessed(r, scenes[0].image, 10.0, 0.5, "background")):
+    for fig in (viz.dense.plot_attention(tiny, scenes[0].image, (10, 50)), viz.dense.plot_windows(scenes[0].image, r.windows),
+                viz.dense.plot_class_maps(r, scenes[0].image, ["background", "red circle"]),
+                viz.dense.plot_labels(r, scenes[0].image, scenes[0].labels), viz.dense.plot_confidence(r, scenes[0].image),
+                viz.dense.plot_postprocessed(r, scenes[0].image, 10.0, 0.5, "background")):
         plt.close(fig)
     with pytest.raises(ValueError, match="vocabulary"):
-        dense.plot_class_maps(r, scenes[0].image, ["purple cloud"])
+        viz.dense.plot_class_maps(r, scenes[0].image, ["purple cloud"])
 
 
 def test_pamr_equals_the_dilated_convolution_formulation():
@@ -438,8 +439,8 @@ def test_pamr_equals_the_dilated_convolution_formulation():
     maps = rng.random((5, 40, 36)).astype(np.float32)
     m = torch.from_numpy(maps)[None]
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
-    std = local(x, dense._pamr_kernels("std"), (2, 4)).std(2, keepdim=True)
-    aff = torch.softmax((-local(x, dense._pamr_kernels("diff"), (2, 4)).abs() / (1e-8 + 0.1 * std)).mean(1, keepdim=True), 2)
+    std = local(x, pamr_mod._pamr_kernels("std"), (2, 4)).std(2, keepdim=True)
+    aff = torch.softmax((-local(x, pamr_mod._pamr_kernels("diff"), (2, 4)).abs() / (1e-8 + 0.1 * std)).mean(1, keepdim=True), 2)
     for _ in range(3):
-        m = (local(m, dense._pamr_kernels("copy"), (2, 4)) * aff).sum(2)
+        m = (local(m, pamr_mod._pamr_kernels("copy"), (2, 4)) * aff).sum(2)
     np.testing.assert_allclose(dense.pamr(img, maps, num_iter=3, dilations=(2, 4)), m[0].numpy(), atol=1e-5)

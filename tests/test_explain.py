@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ogclip_utils import explain
+from ogclip_utils import cli, explain
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 TRAVERSAL = "../../evil/$x$ name"
@@ -118,9 +118,9 @@ def test_bad_result(tmp_path):
 
 
 def test_cli_errors(tmp_path, capsys):
-    assert explain.cli_explain(["--image", str(tmp_path / "missing.png"), "--vocabulary", "a", "--output", str(tmp_path)]) == 2
+    assert cli.cmd_explain(["--image", str(tmp_path / "missing.png"), "--vocabulary", "a", "--output", str(tmp_path)]) == 2
     assert "missing.png" in capsys.readouterr().err
-    assert explain.cli_segment(["--image", "x.png", "--vocabulary", "a", "--edit", "remove", "--output", "o.png"]) == 2
+    assert cli.cmd_segment(["--image", "x.png", "--vocabulary", "a", "--edit", "remove", "--output", "o.png"]) == 2
     assert "--prompt" in capsys.readouterr().err
 
 
@@ -145,7 +145,7 @@ def test_cli_explain_on_a_shapes_scene_with_a_hostile_class(shapes_png, tmp_path
     names = [o.name for o in scene.objects]
     vocab = ["background", *names, *[n for n in data.CLASS_NAMES[1:6] if n not in names], HOSTILE]
     out = tmp_path / "out"
-    assert explain.cli_explain(["--image", str(path), "--vocabulary", *vocab, "--output", str(out), "--per-class-details",
+    assert cli.cmd_explain(["--image", str(path), "--vocabulary", *vocab, "--output", str(out), "--per-class-details",
                                 "--mode", "offline"]) == 0
     assert "index.html" in capsys.readouterr().out
     assert len(list((out / "steps").glob("*.png"))) == 18
@@ -166,7 +166,7 @@ def test_cli_segment_remove_changes_only_the_dilated_target(shapes_png, tmp_path
     path, scene = shapes_png
     target = scene.objects[0].name
     out = tmp_path / "removed.png"
-    assert explain.cli_segment(["--image", str(path), "--vocabulary", *data.CLASS_NAMES, "--prompt", target, "--edit", "remove",
+    assert cli.cmd_segment(["--image", str(path), "--vocabulary", *data.CLASS_NAMES, "--prompt", target, "--edit", "remove",
                                 "--use-inpainting", "--dilate", "5", "--mode", "offline", "--output", str(out)]) == 0
     assert "segmenter queries" in capsys.readouterr().out
     res = pipeline.segment(scene.image, list(data.CLASS_NAMES), clip=models.load_clip("tiny-shapes"),

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from ogclip_utils import data, models, tiny_clip
+from ogclip_utils import cli, data, models, tiny_clip
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_cli_rejects_stage1_weights_without_their_card(tmp_path, capsys):
     w = tmp_path / "stage1.safetensors"
     w.write_bytes(b"")
     with pytest.raises(SystemExit) as e:
-        tiny_clip.main(["--stage1", str(w), "--out", str(tmp_path / "out")])
+        cli.cmd_train_tiny_clip(["--stage1", str(w), "--out", str(tmp_path / "out")])
     assert e.value.code == 2
     assert "stage1.json" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

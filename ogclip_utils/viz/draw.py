@@ -8,7 +8,10 @@ from __future__ import annotations
 import colorsys
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+
+from ..data import CLASS_NAMES
 
 
 def palette(n: int, seed_hue: float = 0.11) -> np.ndarray:
@@ -128,8 +131,6 @@ def scene_figure(scene, class_names: Sequence[str] | None = None, size: float = 
     """Image | class labels | instance ids of a shapes-world scene, with the caption; returns the figure."""
     import matplotlib.pyplot as plt
 
-    from .data import CLASS_NAMES
-
     names = list(class_names or CLASS_NAMES)
     fig, axes = plt.subplots(1, 3, figsize=(3 * size, size + 0.4))
     axes[0].imshow(scene.image)
@@ -162,4 +163,12 @@ def curve(xs: Sequence[float], ys: dict, xlabel: str = "", ylabel: str = "", tit
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def close_figure(fig):
+    """Close ``fig`` (no implicit auto-display) and return it: a cell ending in the call shows
+    it exactly once, the same way under JupyterLab, nbclient and nbval."""
+    if fig is not None and hasattr(fig, "savefig"):
+        plt.close(fig)
     return fig

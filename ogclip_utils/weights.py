@@ -1,0 +1,200 @@
+"""The checkpoint registry and the downloader: every official weight file, where it goes, how it comes.
+
+- :data:`REGISTRY`: name → :class:`Checkpoint` (URL, file name, size/sha256 where known, kind).
+- :func:`checkpoint_path`: ``$OGCLIP_CACHE/checkpoints/<registry file name>``.
+- :func:`download`: progress bar, resume of a ``.part`` file, size/sha256 checks, atomic
+  rename, clear errors. Nothing is ever downloaded at import time.
+- :func:`real_weights_available`: what ``OGCLIP_MODE=auto`` asks (:mod:`ogclip_utils.env`).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import paths
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be downloaded, verified or loaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One downloadable weight file."""
+
+    name: str
+    url: str
+    filename: str
+    size: int | None = None  # bytes, where known
+    sha256: str | None = None  # where known
+    kind: str = "clip"  # clip | sam2 | detector | inpainting
+    extra: dict = field(default_factory=dict)
+
+
+SAM2_BASE = "https://dl.fbaipublicfiles.com/segment_anything_2/092824"
+REGISTRY: dict[str, Checkpoint] = {
+    # open_clip's conversion of OpenAI's ViT-B/16 (QuickGELU) to safetensors, as hosted by timm/open_clip
+    "clip-vit-b-16-openai": Checkpoint(
+        "clip-vit-b-16-openai",
+        "https://huggingface.co/timm/vit_base_patch16_clip_224.openai/resolve/main/open_clip_model.safetensors",
+        "vit_b_16_openai.safetensors",
+        kind="clip",
+        extra={"arch": "ViT-B-16-quickgelu"},
+    ),
+    **{
+        f"sam2.1-hiera-{size}": Checkpoint(
+            f"sam2.1-hiera-{size}",
+            f"{SAM2_BASE}/sam2.1_hiera_{size}.pt",
+            f"sam2.1_hiera_{size}.pt",
+            kind="sam2",
+            extra={"config": f"configs/sam2.1/sam2.1_hiera_{short}.yaml"},
+        )
+        for size, short in (("tiny", "t"), ("small", "s"), ("base_plus", "b+"), ("large", "l"))
+    },
+    "sd2-inpainting": Checkpoint(
+        "sd2-inpainting",
+        "https://huggingface.co/stabilityai/stable-diffusion-2-inpainting",
+        "stable-diffusion-2-inpainting",
+        kind="inpainting",
+        extra={"hf_repo": "stabilityai/stable-diffusion-2-inpainting", "note": "fetched with diffusers.from_pretrained"},
+    ),
+    "yolo11n": Checkpoint(
+        "yolo11n",
+        "https://github.com/ultralytics/assets/releases/download/v8.3.0/yolo11n.pt",
+        "yolo11n.pt",
+        kind="detector",
+    ),
+}
+SAM2_ALIASES = {"sam2.1-hiera-base-plus": "sam2.1-hiera-base_plus", "sam2.1-hiera-b+": "sam2.1-hiera-base_plus",
+                "sam2.1-hiera-t": "sam2.1-hiera-tiny", "sam2.1-hiera-s": "sam2.1-hiera-small",
+                "sam2.1-hiera-l": "sam2.1-hiera-large"}
+
+
+def checkpoint_path(name: str) -> Path:
+    """Where ``name`` lives (or will live) in the cache: ``$OGCLIP_CACHE/checkpoints/<file>``."""
+    ck = _entry(name)
+    return paths.cache_dir("checkpoints") / ck.filename
+
+
+def _entry(name: str) -> Checkpoint:
+    name = SAM2_ALIASES.get(name, name)
+    if name not in REGISTRY:
+        raise ValueError(f"unknown checkpoint {name!r}; known: {sorted(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def real_weights_available() -> bool:
+    """True when the official CLIP weights are on disk already (what ``OGCLIP_MODE=auto`` checks)."""
+    try:
+        return checkpoint_path("clip-vit-b-16-openai").exists()
+    except OSError:
+        return False
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(name_or_url: str, dest: str | os.PathLike | None = None, *, sha256: str | None = None,
+             size: int | None = None, progress: bool = True, timeout: float = 30.0) -> Path:
+    """Download a registry checkpoint (or any URL) to the cache; return its path.
+
+    Resumes a previous ``.part`` file with an HTTP Range request, shows a progress bar,
+    verifies size and sha256 where known, and renames atomically into place, so a half
+    download never looks complete. An existing verified file is returned untouched.
+
+    Raises:
+        CheckpointError: offline / unreachable host (with proxy advice), truncated or
+            corrupt file, or wrong hash.
+    """
+    if name_or_url in REGISTRY or name_or_url in SAM2_ALIASES:
+        ck = _entry(name_or_url)
+        url, sha256, size = ck.url, sha256 or ck.sha256, size or ck.size
+        dest = Path(dest) if dest else checkpoint_path(ck.name)
+    else:
+        url = name_or_url
+        if "://" not in url:
+            raise ValueError(f"{name_or_url!r} is neither a registry name ({sorted(REGISTRY)}) nor a URL")
+        dest = Path(dest) if dest else paths.cache_dir("checkpoints") / Path(url.split("?")[0]).name
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        _verify(dest, size, sha256, remove=False)
+        return dest
+    part = dest.with_name(dest.name + ".part")
+    start = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"User-Agent": "ogclip-utils"})
+    if start:
+        req.add_header("Range", f"bytes={start}-")
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and start:  # the .part is already complete
+            resp = None
+        else:
+            raise CheckpointError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise CheckpointError(
+            f"cannot reach {url} ({getattr(exc, 'reason', exc)}). You may be offline: use OGCLIP_MODE=offline, "
+            f"or set HTTPS_PROXY, or download the file by hand and place it at {dest}"
+        ) from exc
+    if resp is not None:
+        with resp:
+            status = getattr(resp, "status", None) or resp.getcode()
+            mode = "ab" if (start and status == 206) else "wb"
+            if mode == "wb":
+                start = 0
+            total = resp.headers.get("Content-Length")
+            total = int(total) + start if total is not None else size
+            from tqdm.auto import tqdm
+
+            with open(part, mode) as f, tqdm(total=total, initial=start, unit="B", unit_scale=True,
+                                             desc=dest.name, disable=not progress) as bar:
+                while True:
+                    try:
+                        block = resp.read(1 << 20)
+                    except OSError as exc:
+                        raise CheckpointError(
+                            f"download of {url} was interrupted ({exc}); run the same command again to resume"
+                        ) from exc
+                    if not block:
+                        break
+                    f.write(block)
+                    bar.update(len(block))
+            if total is not None and part.stat().st_size < total:
+                raise CheckpointError(
+                    f"download of {url} is truncated ({part.stat().st_size} of {total} bytes); run again to resume"
+                )
+    _verify(part, size, sha256, remove=True)
+    os.replace(part, dest)  # atomic on the same filesystem
+    return dest
+
+
+def _verify(path: Path, size: int | None, sha256: str | None, remove: bool) -> None:
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        if remove:
+            path.unlink()
+        raise CheckpointError(
+            f"{path} has {actual} bytes, expected {size}: the file is truncated or corrupt"
+            + ("; it was removed, download again" if remove else "; delete it and download again")
+        )
+    if sha256 is not None:
+        got = sha256_file(path)
+        if got.lower() != sha256.lower():
+            if remove:
+                path.unlink()
+            raise CheckpointError(
+                f"{path} has sha256 {got}, expected {sha256}: the file is corrupt or not the published one"
+                + ("; it was removed, download again" if remove else "; delete it and download again")
+            )
+
+

@@ -176,7 +176,7 @@ def compare_executed(reference: str | os.PathLike, executed: str | os.PathLike) 
                     changed = nbcheck.compare_text(a, b, nbcheck.Tolerance(0.0))[0].message
                     break
                 diffs += [abs(x - y) for x, y in zip(na, nb_)]
-                moved += [m.message for m in nbcheck.compare_text(a, b, nbcheck.Tolerance(0.0))]
+                moved += [m.message.split(" > ")[0] for m in nbcheck.compare_text(a, b, nbcheck.Tolerance(0.0))]
             if changed:
                 row.update(status="text changed", detail=changed)
             else:

@@ -44,7 +44,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import data, env, metrics, models
+from . import data, env, metrics, models, training
+from .training import contrastive_loss  # noqa: F401  (also og_clip.contrastive_loss, as before)
 
 TRAIN_SEED_BASE = 70_000_000  # offline OG-CLIP training scenes
 TEST_SEED_BASE = 80_000_000  # held-out scenes: seeds disjoint from training and from tiny-shapes
@@ -446,28 +447,6 @@ def model_for(feats: FeatureCache, **kwargs):
 
 
 # ----------------------------------------------------------------------------- loss
-def contrastive_loss(image_emb, text_emb, logit_scale, caption_ids=None):
-    """Bidirectional InfoNCE: mean of image→text and text→image cross-entropy over
-    ``exp(logit_scale) · image_emb @ text_emb.T`` (N×N; both inputs L2-normalised N×D).
-
-    Matching pairs are on the diagonal. With ``caption_ids`` (N ints), pairs with the same
-    caption also count as positives (soft targets spread uniformly over them), so identical
-    captions in one batch are not pushed apart."""
-    if image_emb.shape != text_emb.shape or image_emb.ndim != 2:
-        raise ValueError(f"image and text embeddings must both be N×D, got {tuple(image_emb.shape)} and {tuple(text_emb.shape)}")
-    logits = logit_scale.exp() * image_emb @ text_emb.t()
-    n = logits.shape[0]
-    if caption_ids is None:
-        target = torch.arange(n, device=logits.device)
-        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
-    ids = torch.as_tensor(caption_ids, device=logits.device)
-    pos = (ids[:, None] == ids[None, :]).float()
-    tgt = pos / pos.sum(1, keepdim=True)
-    l_i2t = -(tgt * F.log_softmax(logits, 1)).sum(1).mean()
-    l_t2i = -(tgt * F.log_softmax(logits.t(), 1)).sum(1).mean()
-    return 0.5 * (l_i2t + l_t2i)
-
-
 # ----------------------------------------------------------------------------- training
 @dataclass
 class TrainConfig:
@@ -556,30 +535,17 @@ class Trainer:
         self.history = History()
         self.val_galleries = make_galleries(val, seed=self.cfg.seed) if val is not None else None
 
-    def _param_groups(self):
-        decay, no_decay = [], []
-        for n, p in self.model.named_parameters():
-            (no_decay if p.ndim < 2 or n == "logit_scale" else decay).append(p)
-        return [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
     def fit(self) -> History:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        opt = torch.optim.AdamW(self._param_groups(), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+        opt = torch.optim.AdamW(training.param_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
         steps_per_epoch = len(_batches(self.train_feats, cfg, np.random.default_rng(0)))
         total = cfg.epochs * steps_per_epoch
         warm = max(1, int(cfg.warmup * total))
-
-        def lr_at(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            t = (step - warm) / max(1, total - warm)
-            return 0.5 * (1 + math.cos(math.pi * t))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: training.warmup_cosine(step, total, warm))
         use_amp = cfg.amp and self.device.type == "cuda"
         step = 0
         bar = tqdm(range(cfg.epochs), desc="OG-CLIP", disable=not cfg.progress)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, models
+from . import data, models, training
 
 TRAIN_SEED_BASE = 0
 EVAL_SEED_BASE = 50_000_000  # held-out crops: seeds disjoint from training
@@ -180,18 +180,6 @@ def zero_shot(clip, images: np.ndarray, labels: np.ndarray, template: str = CROP
 
 
 # ----------------------------------------------------------------------------- training
-def _param_groups(model, wd: float):
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if p.ndim < 2 or "embedding" in n or "logit_scale" in n or "ln" in n or n.endswith(".bias"):
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def _augment(x):
     """Random 90° rotation and horizontal flip per image (x: B×3×H×W uint8 tensor)."""
     import torch
@@ -250,11 +238,11 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     import open_clip
 
     tokenizer = open_clip.get_tokenizer(models.TINY_NAME)
-    opt = torch.optim.AdamW(_param_groups(model, 0.1), lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = torch.optim.AdamW(training.param_groups(model, 0.1), lr=lr, betas=(0.9, 0.98), eps=1e-6)
     warm = max(1, int(0.02 * steps))
 
     def lr_at(s: int) -> float:  # fraction of lr at global step s: 2 % warm-up, then cosine to 0 at `steps`
-        return (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+        return training.warmup_cosine(s, steps, warm)
 
     # a resumed run (fresh optimizer state) re-warms over 50 steps to the scheduled value
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -323,13 +311,8 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
         t = tok(caps)
         img_f = F.normalize(model.encode_image(x), dim=-1)
         txt_f = F.normalize(model.encode_text(t), dim=-1)
-        scale = model.logit_scale.exp().clamp(max=100)
-        logits = scale * img_f @ txt_f.T
         ids = {c: i for i, c in enumerate(dict.fromkeys(caps))}
-        lab = torch.tensor([ids[c] for c in caps])
-        pos = (lab[:, None] == lab[None, :]).float()
-        tgt = pos / pos.sum(1, keepdim=True)
-        loss = 0.5 * (-(tgt * F.log_softmax(logits, 1)).sum(1).mean() - (tgt * F.log_softmax(logits.T, 1)).sum(1).mean())
+        loss = training.contrastive_loss(img_f, txt_f, model.logit_scale, [ids[c] for c in caps], max_scale=100)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -342,7 +325,7 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
             history.append({"step": step + 1, "minutes": round((time.time() - t_train) / 60, 2),
                             "loss": round(loss.item(), 4), "acc30": round(rep.accuracy, 4),
                             "colour": round(rep.colour_accuracy, 4), "shape": round(rep.shape_accuracy, 4),
-                            "logit_scale": round(float(scale.detach()), 2)})
+                            "logit_scale": round(float(model.logit_scale.detach().exp().clamp(max=100)), 2)})
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{rep.accuracy:.3f}", shape=f"{rep.shape_accuracy:.3f}")
             print(json.dumps(history[-1]), flush=True)
         if (step + 1) % save_every == 0:

@@ -112,8 +112,7 @@ def load_models(settings: Settings, need_segmenter: bool):
     ViT-B-16 (openai) + SAM2.1 tiny in real mode, unless the settings name others."""
     d = models.mode_defaults()
     name = settings.clip_model or d.clip
-    clip = models.load_clip(name, pretrained=d.clip_pretrained if name == d.clip else
-                            ("openai" if name.startswith("ViT") else None), device=settings.device)
+    clip = models.load_clip(name, pretrained="openai" if name.startswith("ViT") else None, device=settings.device)
     seg = None
     if need_segmenter:
         seg = (models.load_segmenter(settings.segmenter, device=settings.device) if settings.segmenter

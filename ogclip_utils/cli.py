@@ -17,21 +17,27 @@ from PIL import Image
 
 from . import benchmark, data, datasets, dense, detectors, env, explain, grounding, models, og_clip, paths, pipeline
 from . import edit as edit_mod
-from . import tiny_clip, viz, weights
+from . import prompts, refine, tiny_clip, viz, weights
 
 
 # ----------------------------------------------------------------------------- segment / explain
 def _common_args(p: argparse.ArgumentParser) -> None:
+    pc, rc = prompts.PromptConfig(), refine.RefineConfig()  # the defaults, written once
     p.add_argument("--image", required=True, help="input image (PNG/JPEG/…)")
     p.add_argument("--vocabulary", nargs="+", required=True, metavar="NAME",
                    help='class names; "a, b" lists synonyms of one class; include "background"')
-    p.add_argument("--min-confidence", type=float, default=0.3, help="probability a pixel needs to join a region (default 0.3)")
-    p.add_argument("--min-region-size", type=int, default=40, help="regions smaller than this many pixels are dropped (default 40)")
-    p.add_argument("--points-per-cluster", type=int, default=1, help="positive points per region (default 1)")
-    p.add_argument("--negative-points-per-cluster", type=int, default=0, help="negative points per region (default 0)")
-    p.add_argument("--negative-confidence-threshold", type=float, default=0.8,
-                   help="other classes' pixels serve as negatives above this probability (default 0.8)")
-    p.add_argument("--iou-threshold", type=float, default=0.8, help="same-class masks above this IoU merge (default 0.8)")
+    p.add_argument("--min-confidence", type=float, default=pc.min_confidence,
+                   help=f"probability a pixel needs to join a region (default {pc.min_confidence})")
+    p.add_argument("--min-region-size", type=int, default=pc.min_region_size,
+                   help=f"regions smaller than this many pixels are dropped (default {pc.min_region_size})")
+    p.add_argument("--points-per-cluster", type=int, default=pc.points_per_cluster,
+                   help=f"positive points per region (default {pc.points_per_cluster})")
+    p.add_argument("--negative-points-per-cluster", type=int, default=pc.negative_points_per_cluster,
+                   help=f"negative points per region (default {pc.negative_points_per_cluster})")
+    p.add_argument("--negative-confidence-threshold", type=float, default=pc.negative_confidence_threshold,
+                   help=f"other classes' pixels serve as negatives above this probability (default {pc.negative_confidence_threshold})")
+    p.add_argument("--iou-threshold", type=float, default=rc.iou_threshold,
+                   help=f"same-class masks above this IoU merge (default {rc.iou_threshold})")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--mode", default=None, choices=("offline", "real", "auto"), help="default $OGCLIP_MODE or auto")
     p.add_argument("--checkpoint", default=None, help="SAM2 checkpoint path (real mode; default: the registry's)")
@@ -294,7 +300,7 @@ def cmd_checkpoints(argv: list[str] | None = None) -> int:
             print(f"{ck.name:28s} {'on disk' if path.exists() else 'missing':8s} {ck.url}")
         return 0
     for n in a.names:
-        ck = weights._entry(n)
+        ck = weights.entry(n)
         if ck.kind == "inpainting":
             print(f"{n}: fetched by diffusers on first use (see edit.py); skipping")
             continue

@@ -48,6 +48,39 @@ METHODS = ("vanilla", "maskclip", "sclip", "clearclip", "naclip")
 NACLIP_SIGMA = 5.0
 
 
+@dataclass(frozen=True)
+class DenseConfig:
+    """Settings of a dense map, validated once (the pipeline, the CLI and the sliders read their defaults here).
+
+    method: one of :data:`METHODS`. logit_scale: multiplies cosine similarities before the
+    softmax (> 0). prob_thd: pixels below it go to class 0 in ``labels`` (0–1). area_thd:
+    foreground classes covering at most this fraction of the foreground argmax get probability 0
+    (None: off). crop, stride: sliding window in pixels (None: the model's input size and half
+    of it; ``crop=0``: the whole image). short_side: resize the short side first (None: no).
+    templates: prompt templates (None: :func:`ogclip_utils.clip.default_templates`).
+    """
+
+    method: str = "sclip"
+    logit_scale: float = 40.0
+    prob_thd: float = 0.0
+    area_thd: float | None = None
+    crop: int | tuple[int, int] | None = None
+    stride: int | tuple[int, int] | None = None
+    short_side: int | None = None
+    templates: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if not float(self.logit_scale) > 0:
+            raise ValueError(f"logit_scale must be > 0, got {self.logit_scale!r}")
+        if not 0.0 <= float(self.prob_thd) <= 1.0:
+            raise ValueError(f"prob_thd must be in [0, 1], got {self.prob_thd!r}")
+
+
+_D = DenseConfig()
+
+
 # ----------------------------------------------------------------------------- results
 @dataclass
 class DenseResult:
@@ -352,10 +385,10 @@ def postprocess(result: DenseResult, logit_scale: float | None = None, prob_thd:
 
 
 # ----------------------------------------------------------------------------- entry point
-def dense_probs(clip, image: np.ndarray, vocabulary: Sequence[str], method: str = "sclip",
-                logit_scale: float = 40.0, prob_thd: float = 0.0, area_thd: float | None = None,
-                crop: int | tuple[int, int] | None = None, stride: int | tuple[int, int] | None = None,
-                short_side: int | None = None, templates: Sequence[str] | None = None, *,
+def dense_probs(clip, image: np.ndarray, vocabulary: Sequence[str], method: str = _D.method,
+                logit_scale: float = _D.logit_scale, prob_thd: float = _D.prob_thd, area_thd: float | None = _D.area_thd,
+                crop: int | tuple[int, int] | None = _D.crop, stride: int | tuple[int, int] | None = _D.stride,
+                short_side: int | None = _D.short_side, templates: Sequence[str] | None = _D.templates, *,
                 use_pamr: bool = False, batch_size: int = 8) -> DenseResult:
     """Dense class probabilities of one image, as SCLIP computes them.
 
@@ -381,8 +414,7 @@ def dense_probs(clip, image: np.ndarray, vocabulary: Sequence[str], method: str 
     """
     classes, queries, q2c = parse_vocabulary(vocabulary)
     image = _check_image(image)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    DenseConfig(method, logit_scale, prob_thd, area_thd, crop, stride, short_side, templates)  # validates
     timings = {}
     t = time.perf_counter()
     text = text_embeddings(clip, queries, templates)

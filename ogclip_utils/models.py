@@ -112,7 +112,7 @@ def load_clip(name: str = TINY_NAME, pretrained: str | bool | None = None, devic
             missing, unexpected = model.load_state_dict(state, strict=False)
             if missing or unexpected:
                 raise weights.CheckpointError(f"{path} does not match the tiny-shapes architecture "
-                                      f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+                                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
             weights_id = f"tiny-shapes:{weights.sha256_file(path)[:16]}"
         image_size = TINY_IMAGE_SIZE
     else:
@@ -127,7 +127,7 @@ def load_clip(name: str = TINY_NAME, pretrained: str | bool | None = None, devic
             if not path.exists():
                 if env.get_mode() == "offline" and os.environ.get("OGCLIP_MODE", "").lower() == "offline":
                     raise weights.CheckpointError("OGCLIP_MODE=offline: official CLIP weights are not downloaded in offline mode; "
-                                          "unset OGCLIP_MODE or run `make checkpoints` on a machine with internet")
+                                                  "unset OGCLIP_MODE or run `make checkpoints` on a machine with internet")
                 path = weights.download("clip-vit-b-16-openai")
             arch = "ViT-B-16-quickgelu"  # OpenAI's weights were trained with QuickGELU
             model = open_clip.create_model(arch, pretrained=str(path))

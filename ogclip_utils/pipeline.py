@@ -8,7 +8,7 @@ the segmenter's cached image encoding — what the notebooks' sliders call.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,11 +16,10 @@ import numpy as np
 from . import data, dense, metrics, models, prompts as _prompts, refine as _refine
 from .vocabulary import parse_vocabulary
 
-DENSE_KEYS = ("method", "logit_scale", "prob_thd", "area_thd", "crop", "stride", "short_side", "templates")
-PROMPT_KEYS = ("min_confidence", "min_region_size", "points_per_cluster", "negative_points_per_cluster",
-               "negative_confidence_threshold", "min_negative_distance", "first_point")
-REFINE_KEYS = ("iou_threshold", "mask_choice", "classify", "fill", "max_area_fraction", "min_class_prob", "min_area",
-               "class_crop")
+# The keyword arguments of each stage are the fields of its settings dataclass (one list of names).
+DENSE_KEYS = tuple(f.name for f in fields(dense.DenseConfig))
+PROMPT_KEYS = tuple(f.name for f in fields(_prompts.PromptConfig))
+REFINE_KEYS = tuple(f.name for f in fields(_refine.RefineConfig))
 
 
 @dataclass

@@ -163,6 +163,50 @@ def _check_count(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+FIRST_POINTS = ("centroid", "interior")
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """Settings of prompt extraction, validated once (the CLI flags and the sliders read their defaults here).
+
+    min_confidence: a pixel joins its argmax class's region when that probability ≥ this (0–1).
+    min_region_size: connected regions smaller than this many pixels are dropped (noise).
+    points_per_cluster: positive points per region (≥ 1; the first is guaranteed inside).
+    negative_points_per_cluster: negative points per region (≥ 0).
+    negative_confidence_threshold: other classes' pixels qualify as negatives at this probability (0–1).
+    min_negative_distance: negatives stay at least this many pixels away from the region.
+    first_point: ``"centroid"`` (the centroid if inside, else the most interior pixel) or ``"interior"``.
+    """
+
+    min_confidence: float = 0.3
+    min_region_size: int = 40
+    points_per_cluster: int = 1
+    negative_points_per_cluster: int = 0
+    negative_confidence_threshold: float = 0.8
+    min_negative_distance: float = 10.0
+    first_point: str = "centroid"
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "min_confidence", _check_unit("min_confidence", self.min_confidence))
+        set_(self, "negative_confidence_threshold",
+             _check_unit("negative_confidence_threshold", self.negative_confidence_threshold))
+        set_(self, "min_region_size", _check_count("min_region_size", self.min_region_size, 0))
+        set_(self, "points_per_cluster", _check_count("points_per_cluster", self.points_per_cluster, 1))
+        set_(self, "negative_points_per_cluster",
+             _check_count("negative_points_per_cluster", self.negative_points_per_cluster, 0))
+        try:
+            dist = float(self.min_negative_distance)
+        except (TypeError, ValueError):
+            dist = float("nan")
+        if not dist >= 0:
+            raise ValueError(f"min_negative_distance must be ≥ 0 pixels, got {self.min_negative_distance!r}")
+        set_(self, "min_negative_distance", dist)
+        if self.first_point not in FIRST_POINTS:
+            raise ValueError(f"first_point must be one of {FIRST_POINTS}, got {self.first_point!r}")
+
+
 # ----------------------------------------------------------------------------- steps
 def confident_regions(probs: np.ndarray, min_confidence: float,
                       skip_classes: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -273,10 +317,15 @@ def negative_points(region: np.ndarray, other: np.ndarray, n: int, min_distance:
 
 
 # ----------------------------------------------------------------------------- entry point
-def extract_prompts(probs, min_confidence: float = 0.3, min_region_size: int = 40, points_per_cluster: int = 1,
-                    negative_points_per_cluster: int = 0, negative_confidence_threshold: float = 0.8,
-                    min_negative_distance: float = 10.0, skip_classes: Sequence[int] | None = None,
-                    classes: Sequence[int] | None = None, first_point: str = "centroid") -> PromptExtraction:
+_D = PromptConfig()
+
+
+def extract_prompts(probs, min_confidence: float = _D.min_confidence, min_region_size: int = _D.min_region_size,
+                    points_per_cluster: int = _D.points_per_cluster,
+                    negative_points_per_cluster: int = _D.negative_points_per_cluster,
+                    negative_confidence_threshold: float = _D.negative_confidence_threshold,
+                    min_negative_distance: float = _D.min_negative_distance, skip_classes: Sequence[int] | None = None,
+                    classes: Sequence[int] | None = None, first_point: str = _D.first_point) -> PromptExtraction:
     """Turn a dense probability map into point prompts, one :class:`Prompt` per confident region.
 
     Args:
@@ -292,18 +341,17 @@ def extract_prompts(probs, min_confidence: float = 0.3, min_region_size: int = 4
             for a bare array). Skipped classes still provide negative points.
         classes: prompt only these class ids (e.g. one target class); default all.
         first_point: ``"centroid"`` (centroid if inside, else most interior) or ``"interior"``.
+        (The settings are validated by :class:`PromptConfig`, which holds their defaults.)
 
     Returns:
         :class:`PromptExtraction` — iterate it for the prompts; ``.message`` explains an empty result.
     """
     p, names = as_probs(probs)
-    min_confidence = _check_unit("min_confidence", min_confidence)
-    negative_confidence_threshold = _check_unit("negative_confidence_threshold", negative_confidence_threshold)
-    min_region_size = _check_count("min_region_size", min_region_size, 0)
-    points_per_cluster = _check_count("points_per_cluster", points_per_cluster, 1)
-    negative_points_per_cluster = _check_count("negative_points_per_cluster", negative_points_per_cluster, 0)
-    if not float(min_negative_distance) >= 0:
-        raise ValueError(f"min_negative_distance must be ≥ 0 pixels, got {min_negative_distance!r}")
+    cfg = PromptConfig(min_confidence, min_region_size, points_per_cluster, negative_points_per_cluster,
+                       negative_confidence_threshold, min_negative_distance, first_point)
+    min_confidence, min_region_size = cfg.min_confidence, cfg.min_region_size
+    points_per_cluster, negative_points_per_cluster = cfg.points_per_cluster, cfg.negative_points_per_cluster
+    negative_confidence_threshold, min_negative_distance = cfg.negative_confidence_threshold, cfg.min_negative_distance
     C = p.shape[0]
     if skip_classes is None:
         skip_classes = [i for i, n in enumerate(names) if n.strip().lower() == "background"] if names else [0]

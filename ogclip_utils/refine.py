@@ -25,6 +25,51 @@ MASK_CHOICES = ("score", "agreement")
 CLASSIFY = ("auto", "clip", "dense", "prompt")
 
 
+CLASS_CROPS = ("masked", "box")
+FILLS = ("background", "dense")
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Settings of refinement, validated once (the CLI flags and the sliders read their defaults here).
+
+    iou_threshold: same-class masks overlapping more than this IoU are merged (0–1).
+    mask_choice: how one of SAM's multimask candidates is kept (:data:`MASK_CHOICES`).
+    classify: how a kept mask is named (:data:`CLASSIFY`; ``"auto"``: the mode's default).
+    fill: unclaimed pixels become ``"background"`` or the ``"dense"`` argmax.
+    max_area_fraction: candidates covering more of the image than this are refused (0–1].
+    min_class_prob: masks whose class probability is below this are dropped.
+    min_area: candidates smaller than this many pixels are refused.
+    class_crop: what CLIP sees when naming a mask: the ``"masked"`` object or its padded ``"box"``.
+    """
+
+    iou_threshold: float = 0.8
+    mask_choice: str = "score"
+    classify: str = "auto"
+    fill: str = "background"
+    max_area_fraction: float = 0.5
+    min_class_prob: float = 0.0
+    min_area: int = 10
+    class_crop: str = "masked"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.iou_threshold) <= 1.0:
+            raise ValueError(f"iou_threshold must be in [0, 1], got {self.iou_threshold!r}")
+        if self.mask_choice not in MASK_CHOICES:
+            raise ValueError(f"mask_choice must be one of {MASK_CHOICES}, got {self.mask_choice!r}")
+        if self.classify not in CLASSIFY:
+            raise ValueError(f"classify must be one of {CLASSIFY}, got {self.classify!r}")
+        if self.fill not in FILLS:
+            raise ValueError(f"fill must be 'background' or 'dense', got {self.fill!r}")
+        if not 0.0 < float(self.max_area_fraction) <= 1.0:
+            raise ValueError(f"max_area_fraction must be in (0, 1], got {self.max_area_fraction!r}")
+        if self.class_crop not in CLASS_CROPS:
+            raise ValueError(f"class_crop must be 'masked' or 'box', got {self.class_crop!r}")
+
+
+_D = RefineConfig()
+
+
 @dataclass
 class Candidate:
     """What the segmenter answered for one prompt.
@@ -284,11 +329,11 @@ def resolve_overlaps(instances: list[Instance], shape: tuple[int, int], backgrou
     return label_map, out, claims
 
 
-def refine(predictor, image, prompts, iou_threshold: float = 0.8, *, mask_choice: str = "score",
-           classify: str = "auto", clip=None, probs=None, class_names: Sequence[str] | None = None,
-           fill: str = "background", background_id: int | None = None, max_area_fraction: float = 0.5,
-           min_class_prob: float = 0.0, min_area: int = 10, set_image: bool | str = "auto",
-           multimask_output: bool = True, class_crop: str = "masked") -> Refined:
+def refine(predictor, image, prompts, iou_threshold: float = _D.iou_threshold, *, mask_choice: str = _D.mask_choice,
+           classify: str = _D.classify, clip=None, probs=None, class_names: Sequence[str] | None = None,
+           fill: str = _D.fill, background_id: int | None = None, max_area_fraction: float = _D.max_area_fraction,
+           min_class_prob: float = _D.min_class_prob, min_area: int = _D.min_area, set_image: bool | str = "auto",
+           multimask_output: bool = True, class_crop: str = _D.class_crop) -> Refined:
     """Prompt the segmenter once per prompt, keep one mask each, name it, resolve overlaps.
 
     Args:
@@ -330,16 +375,8 @@ def refine(predictor, image, prompts, iou_threshold: float = 0.8, *, mask_choice
         if p.region.shape != (H, W):
             raise ValueError(f"a prompt's region is {p.region.shape} but the image is {(H, W)}: "
                              "extract prompts from dense maps at the image's resolution")
-    if not 0.0 <= float(iou_threshold) <= 1.0:
-        raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold!r}")
-    if mask_choice not in MASK_CHOICES:
-        raise ValueError(f"mask_choice must be one of {MASK_CHOICES}, got {mask_choice!r}")
-    if classify not in CLASSIFY:
-        raise ValueError(f"classify must be one of {CLASSIFY}, got {classify!r}")
-    if fill not in ("background", "dense"):
-        raise ValueError(f"fill must be 'background' or 'dense', got {fill!r}")
-    if not 0.0 < float(max_area_fraction) <= 1.0:
-        raise ValueError(f"max_area_fraction must be in (0, 1], got {max_area_fraction!r}")
+    RefineConfig(iou_threshold, mask_choice, classify, fill, max_area_fraction, min_class_prob, min_area,
+                 class_crop)  # validates the settings (one place for their rules and defaults)
     p_arr, names = (None, [])
     if probs is not None:
         p_arr, names = _prompts.as_probs(probs)

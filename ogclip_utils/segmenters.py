@@ -242,7 +242,7 @@ def load_sam2(name: str = "sam2.1-hiera-tiny", checkpoint: str | None = None, de
         from sam2.sam2_image_predictor import SAM2ImagePredictor
     except ImportError as exc:
         raise weights.CheckpointError("the `sam2` package is not installed: pip install sam2") from exc
-    ck = weights._entry(name)
+    ck = weights.entry(name)
     cfg = model_cfg or ck.extra["config"]
     dev = env.get_device(device)
     model = build_sam2(cfg, ckpt_path=None, device=str(dev), mode="eval")
@@ -260,6 +260,6 @@ def load_sam2(name: str = "sam2.1-hiera-tiny", checkpoint: str | None = None, de
         missing, unexpected = model.load_state_dict(sd, strict=False)
         if missing or unexpected:
             raise weights.CheckpointError(f"{path} does not match {cfg}: missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}; "
-                                  "pass the matching --model-cfg")
+                                          "pass the matching --model-cfg")
     model = model.to(dev).eval()
     return SAM2ImagePredictor(model)

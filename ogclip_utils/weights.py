@@ -76,11 +76,12 @@ SAM2_ALIASES = {"sam2.1-hiera-base-plus": "sam2.1-hiera-base_plus", "sam2.1-hier
 
 def checkpoint_path(name: str) -> Path:
     """Where ``name`` lives (or will live) in the cache: ``$OGCLIP_CACHE/checkpoints/<file>``."""
-    ck = _entry(name)
+    ck = entry(name)
     return paths.cache_dir("checkpoints") / ck.filename
 
 
-def _entry(name: str) -> Checkpoint:
+def entry(name: str) -> Checkpoint:
+    """The registry entry for ``name`` (aliases such as ``sam2.1-hiera-b+`` accepted); ``ValueError`` lists the known names."""
     name = SAM2_ALIASES.get(name, name)
     if name not in REGISTRY:
         raise ValueError(f"unknown checkpoint {name!r}; known: {sorted(REGISTRY)}")
@@ -116,7 +117,7 @@ def download(name_or_url: str, dest: str | os.PathLike | None = None, *, sha256:
             corrupt file, or wrong hash.
     """
     if name_or_url in REGISTRY or name_or_url in SAM2_ALIASES:
-        ck = _entry(name_or_url)
+        ck = entry(name_or_url)
         url, sha256, size = ck.url, sha256 or ck.sha256, size or ck.size
         dest = Path(dest) if dest else checkpoint_path(ck.name)
     else:

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import benchmark, dense, metrics, viz
+from . import benchmark, dense, metrics, prompts, refine, viz
 
 
 # Figures moved to ogclip_utils.viz.refine; the old names stay importable from here (one release).
@@ -71,11 +71,10 @@ def prompt_panel(result, **defaults):
     """Sliders for min_confidence, min_region_size, points_per_cluster, negative points and
     their threshold; each move re-runs prompt extraction (and refinement) on the cached
     dense map and redraws :func:`show_prompt_steps`."""
-    p = result.params
-    d = dict(min_confidence=p.get("min_confidence", 0.3), min_region_size=p.get("min_region_size", 40),
-             points_per_cluster=p.get("points_per_cluster", 1),
-             negative_points_per_cluster=p.get("negative_points_per_cluster", 0),
-             negative_confidence_threshold=p.get("negative_confidence_threshold", 0.8))
+    base = prompts.PromptConfig()  # the defaults, written once
+    keys = ("min_confidence", "min_region_size", "points_per_cluster", "negative_points_per_cluster",
+            "negative_confidence_threshold")
+    d = {k: result.params.get(k, getattr(base, k)) for k in keys}
     d.update(defaults)
     controls = dict(min_confidence=(0.0, 1.0, 0.05), min_region_size=(0, 400, 10), points_per_cluster=(1, 5, 1),
                     negative_points_per_cluster=(0, 5, 1), negative_confidence_threshold=(0.0, 1.0, 0.05))
@@ -84,10 +83,10 @@ def prompt_panel(result, **defaults):
 
 def refine_panel(result, **defaults):
     """Sliders for iou_threshold and the mask-choice rule; redraws overlap resolution."""
-    d = dict(iou_threshold=result.params.get("iou_threshold", 0.8),
-             mask_choice=result.params.get("mask_choice", "score"))
+    base = refine.RefineConfig()
+    d = {k: result.params.get(k, getattr(base, k)) for k in ("iou_threshold", "mask_choice")}
     d.update(defaults)
-    controls = dict(iou_threshold=(0.0, 1.0, 0.05), mask_choice=["score", "agreement"])
+    controls = dict(iou_threshold=(0.0, 1.0, 0.05), mask_choice=list(refine.MASK_CHOICES))
     return panel(lambda **v: show_overlap(result.rerun(**v)), controls, d)
 
 
@@ -103,7 +102,7 @@ def prob_thd_panel(images: Sequence[np.ndarray], dense_results: Sequence, labels
     th = np.round(np.linspace(0.0, 0.95, 20) if thresholds is None else np.asarray(thresholds, float), 4)
     n = len(class_names)
     curve = benchmark.prob_thd_sweep(dense_results, labels, th, n)
-    d = dict(prob_thd=0.0, example=0)
+    d = dict(prob_thd=dense.DenseConfig().prob_thd, example=0)
     d.update(defaults)
 
     def draw(prob_thd: float, example: int):

@@ -106,3 +106,15 @@ def test_cli_lists_and_dispatches_ground(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["ground", "--help"])
     assert e.value.code == 0 and "--scenes" in capsys.readouterr().out
+
+
+def test_stage_keywords_are_the_settings_dataclasses_fields():
+    from dataclasses import fields
+
+    from ogclip_utils import dense, prompts
+
+    assert pipeline.DENSE_KEYS == tuple(f.name for f in fields(dense.DenseConfig))
+    assert "min_confidence" in pipeline.PROMPT_KEYS and "iou_threshold" in pipeline.REFINE_KEYS
+    assert prompts.extract_prompts.__defaults__[0] == prompts.PromptConfig().min_confidence
+    with pytest.raises(ValueError, match="logit_scale"):
+        dense.DenseConfig(logit_scale=0)

@@ -1,4 +1,6 @@
 """Tests for ogclip_utils.prompts on hand-made probability maps."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -161,3 +163,18 @@ def test_bad_input():
         prompts.extract_prompts(good, classes=[5])
     with pytest.raises(ValueError, match="first"):
         prompts.positive_points(np.ones((4, 4), bool), first="middle")
+
+
+def test_prompt_config_holds_the_defaults_and_validates_once():
+    from ogclip_utils import prompts as P
+
+    cfg = P.PromptConfig()
+    assert (cfg.min_confidence, cfg.min_region_size, cfg.first_point) == (0.3, 40, "centroid")
+    with pytest.raises(ValueError, match="min_confidence"):
+        P.PromptConfig(min_confidence=1.5)
+    with pytest.raises(ValueError, match="first_point"):
+        P.PromptConfig(first_point="middle")
+    with pytest.raises(ValueError, match="points_per_cluster"):
+        P.PromptConfig(points_per_cluster=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.min_confidence = 0.5

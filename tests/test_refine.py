@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from ogclip_utils import data, metrics
-from ogclip_utils.refine import ClassicalSegmenter
+from ogclip_utils import data, metrics, refine
+from ogclip_utils.segmenters import ClassicalSegmenter
 
 
 def _interior_point(mask):
@@ -88,3 +88,12 @@ def test_classical_recovers_shapes_objects():
     assert len(ious) >= 15
     assert np.median(ious) > 0.9
     assert np.mean(ious) > 0.85
+
+
+def test_refine_config_holds_the_defaults_and_validates_once():
+    cfg = refine.RefineConfig()
+    assert (cfg.iou_threshold, cfg.mask_choice, cfg.class_crop) == (0.8, "score", "masked")
+    for bad in (dict(iou_threshold=2.0), dict(mask_choice="best"), dict(classify="vote"), dict(fill="zero"),
+                dict(max_area_fraction=0.0), dict(class_crop="blur")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            refine.RefineConfig(**bad)

@@ -329,6 +329,55 @@ def resolve_overlaps(instances: list[Instance], shape: tuple[int, int], backgrou
     return label_map, out, claims
 
 
+def ask_segmenter(predictor, prompts: Sequence, mask_choice: str = "score", max_area: int | None = None,
+                  min_area: int = 10, multimask_output: bool = True):
+    """One query per prompt (the predictor already holds the image); keep one candidate each.
+
+    Returns ``(candidates, chosen, dropped)``: a :class:`Candidate` per prompt, ``(prompt index,
+    bool H×W mask, score)`` for every prompt whose candidate was kept, and ``(prompt index,
+    reason)`` for the others (:func:`choose_mask` says why)."""
+    answers = _query(predictor, prompts, multimask_output) if prompts else []
+    candidates, chosen, dropped = [], [], []
+    for i, (p, (masks, scores)) in enumerate(zip(prompts, answers)):
+        k, agree, note = choose_mask(masks, scores, p.region, mask_choice, max_area, int(min_area))
+        candidates.append(Candidate(i, p.class_id, masks, scores, agree, k, note))
+        if k < 0:
+            dropped.append((i, note))
+        else:
+            chosen.append((i, masks[k], float(scores[k])))
+    return candidates, chosen, dropped
+
+
+def name_masks(chosen, prompts: Sequence, classify: str, clip, image: np.ndarray, names: Sequence[str],
+               probs: np.ndarray | None, background_id: int, min_class_prob: float = 0.0, class_crop: str = "masked"):
+    """Give every kept mask a class: CLIP on the masked crop (``"clip"``), the mean dense
+    probability under the mask (``"dense"``) or the prompt's own class (``"prompt"``).
+
+    Returns ``(instances, dropped)``: an :class:`Instance` per named mask, and ``(prompt index,
+    reason)`` for masks named background (by CLIP or the dense map) or below ``min_class_prob``."""
+    if classify == "clip" and chosen:
+        cp = classify_masks(clip, image, [m for _, m, _ in chosen], names, crop=class_crop)
+    elif classify == "dense" and chosen:
+        cp = np.stack([probs[:, m].mean(1) for _, m, _ in chosen])
+    else:
+        cp = None
+    instances, dropped = [], []
+    for j, (i, m, s) in enumerate(chosen):
+        if cp is not None:
+            c = int(np.argmax(cp[j]))
+            prob = float(cp[j, c])
+        else:
+            c, prob = prompts[i].class_id, float(prompts[i].confidence)
+        if c == background_id and cp is not None:
+            dropped.append((i, f"classified as background ({prob:.2f})"))
+            continue
+        if prob < min_class_prob:
+            dropped.append((i, f"class probability {prob:.2f} < min_class_prob"))
+            continue
+        instances.append(Instance(m, c, s, prob, [i], names[c] if c < len(names) else ""))
+    return instances, dropped
+
+
 def refine(predictor, image, prompts, iou_threshold: float = _D.iou_threshold, *, mask_choice: str = _D.mask_choice,
            classify: str = _D.classify, clip=None, probs=None, class_names: Sequence[str] | None = None,
            fill: str = _D.fill, background_id: int | None = None, max_area_fraction: float = _D.max_area_fraction,
@@ -396,37 +445,13 @@ def refine(predictor, image, prompts, iou_threshold: float = _D.iou_threshold, *
         background_id = 0 if found is None else found
     if plist:
         ensure_image(predictor, img, set_image)
-    answers = _query(predictor, plist, multimask_output) if plist else []
     max_area = int(max_area_fraction * H * W) if max_area_fraction < 1.0 else None
-    candidates, chosen, dropped = [], [], []
-    for i, (p, (masks, scores)) in enumerate(zip(plist, answers)):
-        k, agree, note = choose_mask(masks, scores, p.region, mask_choice, max_area, int(min_area))
-        candidates.append(Candidate(i, p.class_id, masks, scores, agree, k, note))
-        if k < 0:
-            dropped.append((i, note))
-        else:
-            chosen.append((i, masks[k], float(scores[k])))
-    # name each chosen mask
-    if classify == "clip" and chosen:
-        cp = classify_masks(clip, img, [m for _, m, _ in chosen], names, crop=class_crop)
-    elif classify == "dense" and chosen:
-        cp = np.stack([p_arr[:, m].mean(1) for _, m, _ in chosen])
-    else:
-        cp = None
-    before = []
-    for j, (i, m, s) in enumerate(chosen):
-        if cp is not None:
-            c = int(np.argmax(cp[j]))
-            prob = float(cp[j, c])
-        else:
-            c, prob = plist[i].class_id, float(plist[i].confidence)
-        if c == background_id and cp is not None:
-            dropped.append((i, f"classified as background ({prob:.2f})"))
-            continue
-        if prob < min_class_prob:
-            dropped.append((i, f"class probability {prob:.2f} < min_class_prob"))
-            continue
-        before.append(Instance(m, c, s, prob, [i], names[c] if c < len(names) else ""))
+    # 1. ask the segmenter once per prompt and keep one of its candidates
+    candidates, chosen, dropped = ask_segmenter(predictor, plist, mask_choice, max_area, int(min_area), multimask_output)
+    # 2. name each kept mask
+    before, unnamed = name_masks(chosen, plist, classify, clip, img, names, p_arr, background_id, min_class_prob, class_crop)
+    dropped += unnamed
+    # 3. merge duplicates and give every contested pixel to one mask
     merged = merge_duplicates(before, float(iou_threshold))
     fill_map = p_arr.argmax(0) if fill == "dense" else None
     label_map, instances, claims = resolve_overlaps(merged, (H, W), background_id, fill_map)

@@ -28,8 +28,14 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from . import data, models, training
+from .clip import ClipBundle
 
 TRAIN_SEED_BASE = 0
 EVAL_SEED_BASE = 50_000_000  # held-out crops: seeds disjoint from training
@@ -113,7 +119,6 @@ class Cache:
 def build_cache(n_crops: int, n_scenes: int, n_bg: int, seed_base: int = TRAIN_SEED_BASE, workers: int = 2,
                 n_windows: int = 0) -> Cache:
     """Pre-render the training images (uint8) in ``workers`` processes."""
-    from tqdm.auto import tqdm
 
     cls = np.arange(n_crops) % 30
     jobs = [(seed_base + i, int(cls[i])) for i in range(n_crops)]
@@ -161,7 +166,6 @@ class ZeroShotReport:
 
 def zero_shot(clip, images: np.ndarray, labels: np.ndarray, template: str = CROP_TEMPLATE) -> ZeroShotReport:
     """30-way zero-shot classification of crops with ``template.format("colour shape")`` prompts."""
-    import torch
 
     names = data.CLASS_NAMES[1:]
     t = clip.encode_texts([template.format(n) for n in names])
@@ -174,15 +178,91 @@ def zero_shot(clip, images: np.ndarray, labels: np.ndarray, template: str = CROP
     np.add.at(sc, (shp(y), shp(pred)), 1)
     cc = np.zeros((6, 6), int)
     np.add.at(cc, (col(y), col(pred)), 1)
-    del torch
     return ZeroShotReport(float((pred == y).mean()), float((col(pred) == col(y)).mean()),
                           float((shp(pred) == shp(y)).mean()), sc, cc, pred)
 
 
 # ----------------------------------------------------------------------------- training
+def _batch_sizes(mix: tuple[float, float, float], batch_size: int) -> tuple[int, int, int, int]:
+    """(crops, scenes, windows, backgrounds) per batch from the ``mix`` fractions (backgrounds: the rest)."""
+    n_crop = int(round(mix[0] * batch_size))
+    n_scene = int(round(mix[1] * batch_size))
+    n_win = int(round(mix[2] * batch_size))
+    return n_crop, n_scene, n_win, batch_size - n_crop - n_scene - n_win
+
+
+def _sample_batch(cache: Cache, by_cls: list[np.ndarray], sizes: tuple[int, int, int, int],
+                  rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """One batch: uint8 B×64×64×3 images and their captions.
+
+    Class-balanced object crops (cycling through the 30 classes, a random instance of each),
+    a quarter of them captioned by shape alone — and then half of those shown in grey or with
+    permuted channels, so the shape word does not lean on colour; then full scenes, scene
+    windows and empty backgrounds ("a background")."""
+    n_crop, n_scene, n_win, n_bg = sizes
+    ks = (np.arange(n_crop) + rng.integers(30)) % 30
+    ci = np.array([by_cls[k][rng.integers(len(by_cls[k]))] for k in ks])
+    crops = cache.crops[ci].copy()
+    caps = []
+    for j, k in enumerate(ks):
+        colour, shape = data.CLASS_NAMES[1 + k].split(" ")
+        if rng.random() < 0.25:
+            caps.append(f"a {shape}")
+            if rng.random() < 0.5:
+                if rng.random() < 0.5:
+                    g = crops[j].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+                    crops[j] = np.repeat(g[..., None], 3, 2).astype(np.uint8)
+                else:
+                    crops[j] = crops[j][..., rng.permutation(3)]
+        else:
+            caps.append(f"a {colour} {shape}")
+    si = rng.integers(len(cache.scenes), size=n_scene)
+    bi = rng.integers(len(cache.backgrounds), size=n_bg)
+    wi = rng.integers(len(cache.windows), size=n_win) if n_win else np.zeros(0, int)
+    imgs = np.concatenate([crops, cache.scenes[si], cache.backgrounds[bi]] + ([cache.windows[wi]] if n_win else []))
+    caps += [cache.scene_caps[i] for i in si] + ["a background"] * n_bg + [cache.window_caps[i] for i in wi]
+    return imgs, caps
+
+
+class _Tokens:
+    """The tiny-shapes tokenizer with a cache: captions repeat across batches."""
+
+    def __init__(self):
+        self.tokenizer = open_clip.get_tokenizer(models.TINY_NAME)
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def __call__(self, caps: list[str]) -> torch.Tensor:
+        missing = [c for c in set(caps) if c not in self.cache]
+        if missing:
+            for c, t in zip(missing, self.tokenizer(missing)):
+                self.cache[c] = t
+        return torch.stack([self.cache[c] for c in caps])
+
+
+def _evaluate(model, x: np.ndarray, y: np.ndarray) -> "ZeroShotReport":
+    """30-way zero-shot accuracy of the model being trained (eval mode for the call, then back)."""
+    model.eval()
+    bundle = ClipBundle(model, open_clip.get_tokenizer(models.TINY_NAME), open_clip.OPENAI_DATASET_MEAN,
+                        open_clip.OPENAI_DATASET_STD, models.TINY_NAME, 64, "training", torch.device("cpu"))
+    rep = zero_shot(bundle, x, y)
+    model.train()
+    return rep
+
+
+def _save_fp16(model, path: Path) -> None:
+    """The weights as fp16 safetensors, written atomically (a temporary file, then a rename)."""
+    sd = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(sd, str(tmp))
+    tmp.replace(path)
+
+
+def _load_weights(model, path: str | Path) -> None:
+    model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+
+
 def _augment(x):
     """Random 90° rotation and horizontal flip per image (x: B×3×H×W uint8 tensor)."""
-    import torch
 
     out = torch.empty_like(x)
     ks = torch.randint(0, 4, (x.shape[0],))
@@ -208,12 +288,6 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     new schedule (the later stages). ``eval_per_class``: held-out crops per class during training
     and at the end. The model card (README.md) is written by :func:`train_recipe` from all
     stages' cards."""
-    import torch
-    import torch.nn.functional as F
-    from safetensors.torch import save_file
-    from tqdm.auto import tqdm
-
-
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # denormal gradients/Adam moments slowed steps ~20× on CPU after ~1k steps
     torch.manual_seed(seed + start_step)
@@ -226,18 +300,10 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     ev_x, ev_y = eval_crops(eval_per_class[0])
 
     model = models.build_tiny_clip(late_class_token, local_radius)
-
-    def load(path):
-        from safetensors.torch import load_file
-
-        model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
-
     if resume:
-        load(resume)
+        _load_weights(model, resume)
     model.train()
-    import open_clip
-
-    tokenizer = open_clip.get_tokenizer(models.TINY_NAME)
+    tokens = _Tokens()
     opt = torch.optim.AdamW(training.param_groups(model, 0.1), lr=lr, betas=(0.9, 0.98), eps=1e-6)
     warm = max(1, int(0.02 * steps))
 
@@ -249,66 +315,19 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
         opt, lambda i: lr_at(start_step + i) * (min(1.0, (i + 1) / 50) if start_step else 1.0))
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
-    tok_cache: dict[str, torch.Tensor] = {}
-
-    def tok(caps):
-        missing = [c for c in set(caps) if c not in tok_cache]
-        if missing:
-            for c, t in zip(missing, tokenizer(missing)):
-                tok_cache[c] = t
-        return torch.stack([tok_cache[c] for c in caps])
-
-    n_crop_b = int(round(mix[0] * batch_size))
-    n_scene_b = int(round(mix[1] * batch_size))
-    n_win_b = int(round(mix[2] * batch_size))
-    n_bg_b = batch_size - n_crop_b - n_scene_b - n_win_b
+    sizes = _batch_sizes(mix, batch_size)
+    n_crop_b, n_scene_b, n_win_b, n_bg_b = sizes
     by_cls = [np.nonzero(cache.crop_cls == k)[0] for k in range(30)]
     history = list(prior_history or [])
     ckpt = out_dir / "tiny-shapes.safetensors"
-
-    def evaluate(x=ev_x, y=ev_y):
-        model.eval()
-        bundle = models.ClipBundle(model, tokenizer, open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD,
-                                   models.TINY_NAME, 64, "training", torch.device("cpu"))
-        rep = zero_shot(bundle, x, y)
-        model.train()
-        return rep
-
-    def save():
-        sd = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
-        tmp = ckpt.with_suffix(".tmp")
-        save_file(sd, str(tmp))
-        tmp.replace(ckpt)
-
     bar = tqdm(range(start_step, steps), desc="train tiny-shapes")
     t_train = time.time()
     for step in bar:
-        # class-balanced crops: cycle through the 30 classes, random instance of each
-        ks = (np.arange(n_crop_b) + rng.integers(30)) % 30
-        ci = np.array([by_cls[k][rng.integers(len(by_cls[k]))] for k in ks])
-        crops = cache.crops[ci].copy()
-        caps = []
-        for j, k in enumerate(ks):
-            colour, shape = data.CLASS_NAMES[1 + k].split(" ")
-            if rng.random() < 0.25:
-                caps.append(f"a {shape}")
-                if rng.random() < 0.5:
-                    if rng.random() < 0.5:
-                        g = crops[j].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-                        crops[j] = np.repeat(g[..., None], 3, 2).astype(np.uint8)
-                    else:
-                        crops[j] = crops[j][..., rng.permutation(3)]
-            else:
-                caps.append(f"a {colour} {shape}")
-        si = rng.integers(len(cache.scenes), size=n_scene_b)
-        bi = rng.integers(len(cache.backgrounds), size=n_bg_b)
-        wi = rng.integers(len(cache.windows), size=n_win_b) if n_win_b else np.zeros(0, int)
-        imgs = np.concatenate([crops, cache.scenes[si], cache.backgrounds[bi]] + ([cache.windows[wi]] if n_win_b else []))
-        caps += [cache.scene_caps[i] for i in si] + ["a background"] * n_bg_b + [cache.window_caps[i] for i in wi]
+        imgs, caps = _sample_batch(cache, by_cls, sizes, rng)
         x = torch.from_numpy(imgs).permute(0, 3, 1, 2)
         x = _augment(x).float().div_(255.0)
         x = (x - mean) / std
-        t = tok(caps)
+        t = tokens(caps)
         img_f = F.normalize(model.encode_image(x), dim=-1)
         txt_f = F.normalize(model.encode_text(t), dim=-1)
         ids = {c: i for i, c in enumerate(dict.fromkeys(caps))}
@@ -321,7 +340,7 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         if (step + 1) % eval_every == 0 or step + 1 == steps:
-            rep = evaluate()
+            rep = _evaluate(model, ev_x, ev_y)
             history.append({"step": step + 1, "minutes": round((time.time() - t_train) / 60, 2),
                             "loss": round(loss.item(), 4), "acc30": round(rep.accuracy, 4),
                             "colour": round(rep.colour_accuracy, 4), "shape": round(rep.shape_accuracy, 4),
@@ -329,13 +348,13 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{rep.accuracy:.3f}", shape=f"{rep.shape_accuracy:.3f}")
             print(json.dumps(history[-1]), flush=True)
         if (step + 1) % save_every == 0:
-            save()
+            _save_fp16(model, ckpt)
     train_minutes = (time.time() - t_train) / 60
-    save()
+    _save_fp16(model, ckpt)
     # final evaluation on a larger held-out set, with the saved (fp16) weights in this stage's architecture
-    load(ckpt)
+    _load_weights(model, ckpt)
     fx, fy = eval_crops(eval_per_class[1])
-    rep = evaluate(fx, fy)
+    rep = _evaluate(model, fx, fy)
     card = {
         "model": models.TINY_NAME,
         "architecture": "open_clip CLIP (model_configs/tiny-shapes.json) + conv stem (models.install_conv_stem)"

@@ -259,13 +259,6 @@ def window_grid(h: int, w: int, crop: int | tuple[int, int], stride: int | tuple
     return out
 
 
-def _normalise(c, image: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
-    mean = torch.tensor(c.mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(c.std, dtype=torch.float32).view(1, 3, 1, 1)
-    return ((x - mean) / std).to(c.device)
-
-
 def _crop_logits(c, crops: torch.Tensor, text: torch.Tensor, method: str, out_hw: tuple[int, int]) -> torch.Tensor:
     """Cosine logits of a batch of crops, upsampled (bilinear) to out_hw: B×Q×h×w float32."""
     use_amp = crops.device.type == "cuda"
@@ -288,7 +281,7 @@ def dense_logits(clip, image: np.ndarray, text: torch.Tensor, method: str = "scl
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     image = _check_image(image)
     h0, w0 = image.shape[:2]
-    x = _normalise(c, image)
+    x = c.preprocess(image)
     scale = 1.0
     if short_side is not None:
         if not isinstance(short_side, (int, np.integer)) or isinstance(short_side, bool) or short_side <= 0:
@@ -441,7 +434,7 @@ def attention_maps(clip, crop: np.ndarray, point: tuple[float, float],
     (averaged over heads, CLS column dropped, renormalised to sum 1)."""
     c = _as_clip(clip)
     crop = _check_image(crop)
-    x = _normalise(c, crop)
+    x = c.preprocess(crop)
     out = {}
     with torch.inference_mode():
         t, (gh, gw) = _tokens_before_last(c.model.visual, x)

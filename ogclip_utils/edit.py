@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import env
+from . import env, paths
 
 #: Default diffusers model for real-mode inpainting (fetched by diffusers on first use).
 DEFAULT_INPAINT_MODEL = "stabilityai/stable-diffusion-2-inpainting"
@@ -171,7 +171,7 @@ def load_inpainter(model: str = DEFAULT_INPAINT_MODEL, device: str | None = None
         raise InpaintingUnavailable("diffusers is not installed: pip install diffusers transformers") from exc
     dev = env.get_device(device)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    pipe = StableDiffusionInpaintPipeline.from_pretrained(model, torch_dtype=dtype, cache_dir=str(env.cache_dir("diffusers")))
+    pipe = StableDiffusionInpaintPipeline.from_pretrained(model, torch_dtype=dtype, cache_dir=str(paths.cache_dir("diffusers")))
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(dev)
 

@@ -206,7 +206,12 @@ def portability(configs: list[str], out_dir: str | os.PathLike = "outputs/portab
             for nbp in paths:
                 dst = Path(out_dir) / name / nbp.name
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                dt = execute(nbp, dst)
+                try:
+                    dt = execute(nbp, dst)
+                except Exception as exc:  # noqa: BLE001 - a failing notebook is a result; go on with the next
+                    failures += 1
+                    print(f"  {nbp.name:36s} FAILED: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+                    continue
                 rows = compare_executed(nbp, dst)
                 bad = [r for r in rows if r["status"] != "within tolerance"]
                 failures += bool(bad)

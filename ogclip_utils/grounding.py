@@ -34,7 +34,6 @@ from tqdm.auto import tqdm
 from . import clip as clip_mod
 from . import data, metrics
 from .checks import check_image
-from .crops import fill_outside
 from .detectors import DETECTORS, Detection, ShapesDetector, TorchvisionDetector, YoloDetector, detect, get_detector  # noqa: F401
 from .refcocog import RefExample, load_refcocog  # noqa: F401  (old import path: grounding.load_refcocog)
 
@@ -126,9 +125,8 @@ def crop(image: np.ndarray, box: Sequence[float], padding: str = "square", conte
     - ``"square"``: the same context crop letterboxed — centred on a square canvas filled
       with the crop's mean colour — so the object keeps its aspect ratio;
     - ``"masked"``: like ``"square"``, but every pixel outside ``mask`` (bool H×W, the
-      detector's segment) is first painted with the colour of the object's surround
-      (:func:`ogclip_utils.crops.fill_outside`: the median of a ring 2–5 px around the mask),
-      so neighbours that overlap the box cannot steer CLIP.
+      detector's segment) is first painted with the median colour of the image outside the
+      mask (mostly background), so neighbours that overlap the box cannot steer CLIP.
     """
     from PIL import Image
 
@@ -145,7 +143,8 @@ def crop(image: np.ndarray, box: Sequence[float], padding: str = "square", conte
             raise ValueError(f"padding='masked' needs mask: a bool array of the image's shape {(H, W)}, got "
                              f"{None if m is None else m.shape}; use detections with masks (the shapes detector) or padding='square'")
         if m.any() and not m.all():
-            image = fill_outside(image, m)
+            image = image.copy()
+            image[~m] = np.median(image[~m], 0).round().astype(np.uint8)
     if padding != "none":
         px, py = context * (x1 - x0), context * (y1 - y0)
         x0, y0, x1, y1 = x0 - px, y0 - py, x1 + px, y1 + py

@@ -45,7 +45,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import data, env, metrics, models, training
-from .crops import masked_crop  # noqa: F401  (the masked-crop baseline; also og_clip.masked_crop, as before)
 from .training import contrastive_loss  # noqa: F401  (also og_clip.contrastive_loss, as before)
 
 TRAIN_SEED_BASE = 70_000_000  # offline OG-CLIP training scenes
@@ -245,6 +244,19 @@ def _resize_mask(mask: np.ndarray, s: int) -> np.ndarray:
 
     m = Image.fromarray(np.asarray(mask, np.float32), mode="F").resize((s, s), Image.BILINEAR)
     return np.clip(np.asarray(m, np.float32), 0.0, 1.0)
+
+
+def masked_crop(image: np.ndarray, mask: np.ndarray, size: int, padding: float = 0.1) -> np.ndarray:
+    """The object cut out for the masked-crop baseline: pixels outside ``mask`` set to the
+    image's mean colour, cropped to the mask's box (square, ``padding``), resized to size×size."""
+    m = np.asarray(mask, bool)
+    if not m.any():
+        return _resize_u8(image, size)
+    out = image.copy()
+    out[~m] = image.reshape(-1, 3).mean(0).astype(np.uint8)
+    ys, xs = np.nonzero(m)
+    crop = data.crop_box(out, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), padding=padding)
+    return _resize_u8(crop, size)
 
 
 def clip_tokens(clip, images_u8: np.ndarray, batch_size: int = 128) -> np.ndarray:

@@ -12,10 +12,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from scipy import ndimage as ndi
 
 from . import dense, prompts as _prompts
 from .checks import check_image as _as_image
-from .crops import masked_crop, resize_rgb
 from .data import crop_box
 from .vocabulary import background_index
 from .segmenters import LOWRES, ClassicalSegmenter  # noqa: F401  (ClassicalSegmenter: old import path, moved to segmenters)
@@ -169,9 +169,9 @@ def classify_masks(clip, image: np.ndarray, masks: Sequence[np.ndarray], names: 
     own. Region-level classification of a whole object is far more reliable than reading
     the class off pixel-level dense maps.
 
-    ``crop="masked"`` is :func:`ogclip_utils.crops.masked_crop`: every pixel outside the mask
-    painted with the median colour of a ring 2–5 px around it (the object's local surround), so
-    the crop shows the segmented object alone — and a mask that covers only background shows only background, which CLIP
+    ``crop="masked"`` first paints every pixel outside the mask with the median colour of a
+    ring 2–5 px around it (the object's local surround), so the crop shows the segmented
+    object alone — and a mask that covers only background shows only background, which CLIP
     then names "background". ``crop="box"`` keeps the plain padded box (neighbours visible).
     """
 
@@ -185,11 +185,13 @@ def classify_masks(clip, image: np.ndarray, masks: Sequence[np.ndarray], names: 
         ys, xs = np.nonzero(m)
         if len(xs) == 0:
             raise ValueError("classify_masks: a mask is empty")
+        src = image
         if crop == "masked":
-            crops.append(masked_crop(image, m, clip.image_size, padding))
-        else:
-            c = crop_box(image, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), padding=padding, square=True)
-            crops.append(resize_rgb(c, clip.image_size))
+            ring = ndi.binary_dilation(m, iterations=5) & ~ndi.binary_dilation(m, iterations=2)
+            fillc = np.median(image[ring], axis=0) if ring.any() else np.median(image.reshape(-1, 3), axis=0)
+            src = np.where(m[..., None], image, fillc.astype(np.uint8)[None, None, :])
+        c = crop_box(src, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), padding=padding, square=True)
+        crops.append(_resize_uint8(c, clip.image_size))
     T = dense.text_embeddings(clip, queries, templates).float()
     img_emb = clip.encode_images(np.stack(crops)).float().cpu()
     scale = float(logit_scale) if logit_scale is not None else float(clip.model.logit_scale.exp().item())
@@ -201,6 +203,12 @@ def classify_masks(clip, image: np.ndarray, masks: Sequence[np.ndarray], names: 
     logits -= logits.max(1, keepdims=True)
     e = np.exp(logits)
     return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
+def _resize_uint8(img: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC))
 
 
 def _image_key(img: np.ndarray) -> tuple:

@@ -1,10 +1,9 @@
-"""Where things live: the repository folders, the one download cache, outputs, safe file names.
+"""Where things live: the repository folders, the one download cache, safe file names.
 
 - :data:`REPO_ROOT` and its folders (``data/``, ``checkpoints/``, ``notebooks/``), found from
   this file, so nothing depends on the working directory (``../`` breaks in Colab).
 - :func:`cache_dir`: ``$OGCLIP_CACHE`` (default ``~/.cache/ogclip``) and its sub-folders —
   the single place every download and every cached text embedding goes.
-- :func:`outputs_dir`: ``outputs/<name>`` under the repository, for figures and reports.
 - :func:`safe_name`: the one sanitiser for user strings (class names, sample ids) that become
   file names.
 """
@@ -29,14 +28,6 @@ def cache_dir(kind: str = "") -> Path:
     """
     root = Path(os.environ.get("OGCLIP_CACHE", Path.home() / ".cache" / "ogclip")).expanduser()
     path = root / kind if kind else root
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def outputs_dir(name: str = "") -> Path:
-    """``outputs/<name>`` under the repository (created if missing); ``name`` is sanitised."""
-    root = REPO_ROOT / "outputs"
-    path = root / safe_name(name, max_len=80, keep_dots=True) if name else root
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -2,7 +2,7 @@
 
 One module per idea, in layers that import only downward (README, "Layout"; the
 ``import-linter`` contract in ``pyproject.toml``): foundations (``paths``, ``checks``,
-``metrics``), world and weights (``data``, ``vocabulary``, ``weights``, ``env``), models
+``metrics``, ``arrays``), world and weights (``data``, ``vocabulary``, ``weights``, ``env``), models
 (``clip``, ``tiny_shapes``, ``segmenters``, ``detectors``, ``models``), stages (``dense``,
 ``pamr``, ``prompts``, ``refine``, ``grounding``, ``og_clip``, ``tiny_clip``, ``training``,
 ``edit``),

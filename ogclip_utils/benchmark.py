@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .arrays import resize_labels
 from . import __version__, datasets, dense, env, metrics, models, paths, pipeline, viz
 from .viz.benchmark import plot_comparison, plot_stage_times  # noqa: F401  (old import path)
 
@@ -121,14 +122,6 @@ def load_models(settings: Settings, need_segmenter: bool):
 
 
 # ----------------------------------------------------------------------------- one image
-def _resize_labels(pred: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    if pred.shape == tuple(hw):
-        return pred
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(pred.astype(np.int32), mode="I").resize((hw[1], hw[0]), Image.NEAREST)).astype(np.int64)
-
-
 def predict(image: np.ndarray, ds: datasets.BenchDataset, s: Settings, clip, segmenter=None
             ) -> tuple[np.ndarray, dict[str, float], int]:
     """Predict one label map (int64 H×W in the dataset's class ids) with resolved settings ``s``.
@@ -141,14 +134,14 @@ def predict(image: np.ndarray, ds: datasets.BenchDataset, s: Settings, clip, seg
         pred = np.asarray(res.label_map).astype(np.int64)
         timings.update({k: float(v) for k, v in getattr(res, "timings", {}).items()})
         timings.setdefault("total", time.perf_counter() - t)
-        return _resize_labels(pred, image.shape[:2]), timings, int(res.num_queries)
+        return resize_labels(pred, image.shape[:2]), timings, int(res.num_queries)
     t = time.perf_counter()
     dr = dense.dense_probs(clip, image, ds.vocabulary, use_pamr=s.use_pamr, **_dense_params(s))
     timings.update({f"dense_{k}": float(v) for k, v in dr.timings.items()})
     timings["dense"] = time.perf_counter() - t
     # dense_probs applies SCLIP's post-processing: area_thd on the probabilities, and pixels
     # below prob_thd go to class 0 (the background) in ``labels``.
-    return _resize_labels(np.asarray(dr.labels, np.int64), image.shape[:2]), timings, 0
+    return resize_labels(np.asarray(dr.labels, np.int64), image.shape[:2]), timings, 0
 
 
 def _dense_params(s: Settings) -> dict:

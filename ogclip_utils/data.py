@@ -17,6 +17,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
+from .arrays import crop_box, mask_box  # noqa: F401  (crop_box: old import path data.crop_box)
+
 # ----------------------------------------------------------------------------- vocabulary
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -204,13 +206,6 @@ def _to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return (0.0, 0.0, 0.0, 0.0)
-    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-
-
 def _check_size(size: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
         H = W = int(size)
@@ -308,7 +303,7 @@ def make_scene(
             continue
         keep_ids[i + 1] = len(objects) + 1
         labels[mask] = CLASS_NAMES.index(p["name"])
-        objects.append(ShapeObject(p["name"], p["colour"], p["shape"], mask, _mask_box(mask),
+        objects.append(ShapeObject(p["name"], p["colour"], p["shape"], mask, mask_box(mask),
                                    (float(p["cx"]), float(p["cy"])), float(p["r"]), float(p["angle"])))
     instances = keep_ids[instances]
     return Scene(image=image, labels=labels, instances=instances, objects=objects, caption=caption(objects), seed=int(seed))
@@ -336,29 +331,6 @@ def render_object(colour: str, shape: str, seed: int, size: int = 64, fill: tupl
     img = img * (1 - cov[..., None]) + col * cov[..., None]
     img = img + rng.normal(0.0, 0.012, img.shape).astype(np.float32)
     return _to_uint8(img)
-
-
-def crop_box(image: np.ndarray, box: Sequence[float], padding: float = 0.1, square: bool = True) -> np.ndarray:
-    """Crop ``box`` (x0, y0, x1, y1) with ``padding`` × box size of context on each side,
-    squared around its centre when ``square``; parts outside the image are filled with the
-    image's mean colour. Returns uint8 h×w×3."""
-    x0, y0, x1, y1 = [float(v) for v in box]
-    if not (x1 > x0 and y1 > y0):
-        raise ValueError(f"box {tuple(box)} is degenerate: need x1 > x0 and y1 > y0")
-    w, h = x1 - x0, y1 - y0
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    if square:
-        w = h = max(w, h)
-    w, h = w * (1 + 2 * padding), h * (1 + 2 * padding)
-    X0, Y0 = int(np.floor(cx - w / 2)), int(np.floor(cy - h / 2))
-    X1, Y1 = max(int(np.ceil(cx + w / 2)), X0 + 1), max(int(np.ceil(cy + h / 2)), Y0 + 1)
-    H, W = image.shape[:2]
-    out = np.empty((Y1 - Y0, X1 - X0, 3), np.uint8)
-    out[:] = image.reshape(-1, 3).mean(0).astype(np.uint8)
-    sx0, sy0, sx1, sy1 = max(X0, 0), max(Y0, 0), min(X1, W), min(Y1, H)
-    if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - Y0:sy1 - Y0, sx0 - X0:sx1 - X0] = image[sy0:sy1, sx0:sx1]
-    return out
 
 
 # ----------------------------------------------------------------------------- language

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import data, env
+from .arrays import mask_box
 from .checks import check_image
 
 DETECTORS = ("shapes", "torchvision", "yolo")
@@ -147,7 +148,7 @@ class ShapesDetector:
                     ys, xs = np.nonzero(piece)
                     if area < self.min_area or np.ptp(xs) < 2 or np.ptp(ys) < 2:
                         continue
-                    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+                    box = mask_box(piece)
                     conf = (1 - np.exp(-area / 80.0)) * min(1.0, float(np.median(dist[piece])) / 40.0)
                     out.append(Detection(box, float(conf), "object", piece))
         out.sort(key=lambda d: (d.box[0], d.box[1]))

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from . import clip as clip_mod
 from . import data, metrics
+from .arrays import fill_outside, resize_rgb
 from .checks import check_image
 from .detectors import DETECTORS, Detection, ShapesDetector, TorchvisionDetector, YoloDetector, detect, get_detector  # noqa: F401
 from .refcocog import RefExample, load_refcocog  # noqa: F401  (old import path: grounding.load_refcocog)
@@ -126,10 +127,9 @@ def crop(image: np.ndarray, box: Sequence[float], padding: str = "square", conte
       with the crop's mean colour — so the object keeps its aspect ratio;
     - ``"masked"``: like ``"square"``, but every pixel outside ``mask`` (bool H×W, the
       detector's segment) is first painted with the median colour of the image outside the
-      mask (mostly background), so neighbours that overlap the box cannot steer CLIP.
+      mask (mostly background; :func:`ogclip_utils.arrays.fill_outside`, the fill of every
+      masked crop), so neighbours that overlap the box cannot steer CLIP.
     """
-    from PIL import Image
-
     image = _check_image(image)
     if padding not in PADDINGS:
         raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
@@ -142,9 +142,7 @@ def crop(image: np.ndarray, box: Sequence[float], padding: str = "square", conte
         if m is None or m.shape != (H, W):
             raise ValueError(f"padding='masked' needs mask: a bool array of the image's shape {(H, W)}, got "
                              f"{None if m is None else m.shape}; use detections with masks (the shapes detector) or padding='square'")
-        if m.any() and not m.all():
-            image = image.copy()
-            image[~m] = np.median(image[~m], 0).round().astype(np.uint8)
+        image = fill_outside(image, m)
     if padding != "none":
         px, py = context * (x1 - x0), context * (y1 - y0)
         x0, y0, x1, y1 = x0 - px, y0 - py, x1 + px, y1 + py
@@ -161,7 +159,7 @@ def crop(image: np.ndarray, box: Sequence[float], padding: str = "square", conte
         out = canvas
     if size is None:
         return np.ascontiguousarray(out)
-    return np.asarray(Image.fromarray(np.ascontiguousarray(out)).resize((int(size), int(size)), Image.BICUBIC))
+    return resize_rgb(np.ascontiguousarray(out), int(size), "bicubic")
 
 
 # ----------------------------------------------------------------------------- language

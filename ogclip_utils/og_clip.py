@@ -45,6 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import data, env, metrics, models, training
+from .arrays import masked_crop, resize_float, resize_rgb  # noqa: F401  (masked_crop: also og_clip.masked_crop, as before)
 from .training import contrastive_loss  # noqa: F401  (also og_clip.contrastive_loss, as before)
 
 TRAIN_SEED_BASE = 70_000_000  # offline OG-CLIP training scenes
@@ -231,34 +232,6 @@ class FeatureCache:
                             self.scene_ids[idx], self.mask_iou[idx], self.mask_source)
 
 
-def _resize_u8(img: np.ndarray, s: int) -> np.ndarray:
-    from PIL import Image
-
-    if img.shape[0] == s and img.shape[1] == s:
-        return img
-    return np.asarray(Image.fromarray(img).resize((s, s), Image.BILINEAR, reducing_gap=None))
-
-
-def _resize_mask(mask: np.ndarray, s: int) -> np.ndarray:
-    from PIL import Image
-
-    m = Image.fromarray(np.asarray(mask, np.float32), mode="F").resize((s, s), Image.BILINEAR)
-    return np.clip(np.asarray(m, np.float32), 0.0, 1.0)
-
-
-def masked_crop(image: np.ndarray, mask: np.ndarray, size: int, padding: float = 0.1) -> np.ndarray:
-    """The object cut out for the masked-crop baseline: pixels outside ``mask`` set to the
-    image's mean colour, cropped to the mask's box (square, ``padding``), resized to size×size."""
-    m = np.asarray(mask, bool)
-    if not m.any():
-        return _resize_u8(image, size)
-    out = image.copy()
-    out[~m] = image.reshape(-1, 3).mean(0).astype(np.uint8)
-    ys, xs = np.nonzero(m)
-    crop = data.crop_box(out, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), padding=padding)
-    return _resize_u8(crop, size)
-
-
 def clip_tokens(clip, images_u8: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """Patch tokens N×G×G×D of a frozen open_clip ViT (after ``ln_post``, projected with
     ``visual.proj`` when it exists) for uint8 N×S×S×3 images at the CLIP input size."""
@@ -303,7 +276,7 @@ def precompute_features(samples: Sequence[ObjectSample], clip, branch_size: int 
         k = id(s.image)
         if k not in key_of:
             key_of[k] = len(uniq)
-            uniq.append(_resize_u8(s.image, S))
+            uniq.append(resize_rgb(s.image, S))
         img_idx.append(key_of[k])
     uniq_u8 = np.stack(uniq)
     img_idx = np.asarray(img_idx)
@@ -317,9 +290,9 @@ def precompute_features(samples: Sequence[ObjectSample], clip, branch_size: int 
     B = int(branch_size) if branch_size else 4 * tokens.shape[1]
     if B < 4:
         raise ValueError(f"branch_size must be ≥ 4 pixels, got {branch_size}")
-    small = np.stack([_resize_u8(u, B) for u in uniq_u8])
+    small = np.stack([resize_rgb(u, B) for u in uniq_u8])
     images = ((small.astype(np.float32).transpose(0, 3, 1, 2) / 255.0 - mean) / std)[img_idx]
-    masks = np.stack([_resize_mask(s.mask, B) for s in samples])[:, None]
+    masks = np.stack([np.clip(resize_float(s.mask, B), 0.0, 1.0) for s in samples])[:, None]
     miou = np.asarray([metrics.mask_iou(s.mask, s.gt_mask) if s.gt_mask is not None else np.nan for s in samples],
                       np.float32)
     sources = {s.mask_source for s in samples}

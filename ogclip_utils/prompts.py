@@ -24,6 +24,8 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from .arrays import mask_box
+
 EIGHT = np.ones((3, 3), bool)  # 8-connectivity for scipy.ndimage.label
 
 
@@ -60,8 +62,7 @@ class Prompt:
     @property
     def box(self) -> tuple[float, float, float, float]:
         """Tight (x0, y0, x1, y1) box of the region (x1/y1 exclusive)."""
-        ys, xs = np.nonzero(self.region)
-        return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+        return mask_box(self.region)
 
     def __repr__(self) -> str:
         name = f" {self.class_name!r}" if self.class_name else ""

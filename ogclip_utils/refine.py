@@ -12,11 +12,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from scipy import ndimage as ndi
 
 from . import dense, prompts as _prompts
 from .checks import check_image as _as_image
-from .data import crop_box
+from .arrays import crop_box, mask_box, masked_crop, resize_rgb
 from .vocabulary import background_index
 from .segmenters import LOWRES, ClassicalSegmenter  # noqa: F401  (ClassicalSegmenter: old import path, moved to segmenters)
 
@@ -120,10 +119,7 @@ class Instance:
 
     @property
     def box(self) -> tuple[float, float, float, float]:
-        ys, xs = np.nonzero(self.mask)
-        if len(xs) == 0:
-            return (0.0, 0.0, 0.0, 0.0)
-        return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+        return mask_box(self.mask)
 
     def __repr__(self) -> str:
         name = f" {self.class_name!r}" if self.class_name else ""
@@ -163,15 +159,16 @@ def classify_masks(clip, image: np.ndarray, masks: Sequence[np.ndarray], names: 
     """Zero-shot class probabilities (M, C) of each mask's object.
 
     The crop is the mask's box, padded by ``padding`` × its size and squared
-    (``data.crop_box``), resized to the model's input size and encoded by CLIP; the class
+    (``arrays.crop_box``), resized to the model's input size and encoded by CLIP; the class
     texts are the dense stage's (``dense.text_embeddings``: same templates and cache; a class
     scores the best of its ", "-separated synonyms). ``logit_scale`` defaults to the model's
     own. Region-level classification of a whole object is far more reliable than reading
     the class off pixel-level dense maps.
 
-    ``crop="masked"`` first paints every pixel outside the mask with the median colour of a
-    ring 2–5 px around it (the object's local surround), so the crop shows the segmented
-    object alone — and a mask that covers only background shows only background, which CLIP
+    ``crop="masked"`` is :func:`ogclip_utils.arrays.masked_crop`: every pixel outside the mask
+    painted with the median colour of the image outside it (mostly background), so the crop
+    shows the segmented object alone — and a mask that covers only background shows only
+    background, which CLIP
     then names "background". ``crop="box"`` keeps the plain padded box (neighbours visible).
     """
 
@@ -182,16 +179,13 @@ def classify_masks(clip, image: np.ndarray, masks: Sequence[np.ndarray], names: 
     classes, queries, q2c = dense.parse_vocabulary(list(names))
     crops = []
     for m in masks:
-        ys, xs = np.nonzero(m)
-        if len(xs) == 0:
+        m = np.asarray(m, bool)
+        if not m.any():
             raise ValueError("classify_masks: a mask is empty")
-        src = image
         if crop == "masked":
-            ring = ndi.binary_dilation(m, iterations=5) & ~ndi.binary_dilation(m, iterations=2)
-            fillc = np.median(image[ring], axis=0) if ring.any() else np.median(image.reshape(-1, 3), axis=0)
-            src = np.where(m[..., None], image, fillc.astype(np.uint8)[None, None, :])
-        c = crop_box(src, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), padding=padding, square=True)
-        crops.append(_resize_uint8(c, clip.image_size))
+            crops.append(masked_crop(image, m, clip.image_size, padding))
+        else:
+            crops.append(resize_rgb(crop_box(image, mask_box(m), padding=padding, square=True), clip.image_size, "bicubic"))
     T = dense.text_embeddings(clip, queries, templates).float()
     img_emb = clip.encode_images(np.stack(crops)).float().cpu()
     scale = float(logit_scale) if logit_scale is not None else float(clip.model.logit_scale.exp().item())
@@ -203,12 +197,6 @@ def classify_masks(clip, image: np.ndarray, masks: Sequence[np.ndarray], names: 
     logits -= logits.max(1, keepdims=True)
     e = np.exp(logits)
     return (e / e.sum(1, keepdims=True)).astype(np.float32)
-
-
-def _resize_uint8(img: np.ndarray, size: int) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC))
 
 
 def _image_key(img: np.ndarray) -> tuple:

@@ -17,15 +17,10 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from . import env, weights
+from .arrays import resize_float
 from .checks import check_image as _as_image, check_pixel_box as _check_box, check_points as _check_points
 
 LOWRES = 256  # side of the low-resolution logits, as SAM2 returns them
-
-
-def _resize(arr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a float H×W array (order-1 spline via scipy)."""
-    zoom = (hw[0] / arr.shape[0], hw[1] / arr.shape[1])
-    return ndi.zoom(arr, zoom, order=1, mode="nearest", grid_mode=True)
 
 
 class ClassicalSegmenter:
@@ -227,7 +222,7 @@ class ClassicalSegmenter:
             scores.append(float((lo & hi).sum()) / union if union > 0 else 0.0)
             masks.append(m)
             lg = np.where(allowed, a * N - D, -np.maximum(D, 1.0)).astype(np.float32) / 10.0
-            logits.append(_resize(lg, (LOWRES, LOWRES)))
+            logits.append(resize_float(lg, LOWRES))
         return np.stack(masks), np.asarray(scores, np.float32), np.stack(logits).astype(np.float32)
 
 

@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import data, models, training
+from .arrays import resize_rgb
 from .clip import ClipBundle
 
 TRAIN_SEED_BASE = 0
@@ -43,14 +44,6 @@ CROP_TEMPLATE = "a {}"
 
 
 # ----------------------------------------------------------------------------- data
-def _resize64(img: np.ndarray, size: int = 64) -> np.ndarray:
-    from PIL import Image
-
-    if img.shape[0] == size and img.shape[1] == size:
-        return img
-    return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR, reducing_gap=None))
-
-
 def object_crop(seed: int, colour: str, shape: str, size: int = 64) -> np.ndarray:
     """A held-out style crop: 2/3 rendered alone, 1/3 cut out of a scene (neighbours may show)."""
     rng = np.random.default_rng([seed, 31])
@@ -63,7 +56,7 @@ def object_crop(seed: int, colour: str, shape: str, size: int = 64) -> np.ndarra
                          classes=[f"{colour} {shape}"]) if not any(o.name == f"{colour} {shape}" for o in sc.objects) else sc
     obj = next(o for o in sc.objects if o.name == f"{colour} {shape}")
     crop = data.crop_box(sc.image, obj.box, padding=float(rng.uniform(0.05, 0.4)))
-    return _resize64(crop, size)
+    return resize_rgb(crop, size)
 
 
 def _render_crop(args):
@@ -77,7 +70,7 @@ def _render_scene(seed):
     rng = np.random.default_rng([seed, 77])
     size = int(rng.choice([64, 96, 128]))
     sc = data.make_scene(seed, size=size, num_objects=(1, 4), variation=0.06)
-    return _resize64(sc.image), sc.caption
+    return resize_rgb(sc.image, 64), sc.caption
 
 
 def scene_window(seed: int, size: int = 64) -> tuple[np.ndarray, str]:
@@ -97,7 +90,7 @@ def scene_window(seed: int, size: int = 64) -> tuple[np.ndarray, str]:
             break
     named = [o for o, f in zip(sc.objects, frac) if f >= 0.5]
     cap = data.caption(named) if named else "a background"
-    return _resize64(sc.image[y:y + w, x:x + w], size), cap
+    return resize_rgb(sc.image[y:y + w, x:x + w], size), cap
 
 
 def _render_background(seed):

@@ -20,14 +20,15 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .arrays import resize_labels
-from . import __version__, datasets, dense, env, metrics, models, paths, pipeline, viz
+from . import __version__, datasets, dense, env, evaluation, metrics, models, paths, pipeline, viz
+from .evaluation import Accumulator  # noqa: F401  (old import path benchmark.Accumulator)
 from .viz.benchmark import plot_comparison, plot_stage_times  # noqa: F401  (old import path)
 
 METHODS = ("vanilla", "maskclip", "sclip", "clearclip", "naclip")
@@ -67,44 +68,8 @@ class Settings:
         return s
 
 
-@dataclass
-class Accumulator:
-    """Sums over images (all-reducible): confusion matrix, seconds per stage, queries."""
-
-    confusion: np.ndarray  # int64 C×C, rows = ground truth
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    queries: int = 0
-    images: int = 0
-
-    def add(self, pred: np.ndarray, gt: np.ndarray, timings: dict[str, float], queries: int, ignore_index: int) -> None:
-        self.confusion += metrics.confusion_matrix(pred, gt, self.confusion.shape[0], ignore_index)
-        for k, v in timings.items():
-            self.stage_seconds[k] = self.stage_seconds.get(k, 0.0) + float(v)
-        self.queries += int(queries)
-        self.images += 1
-
-
-@dataclass
-class BenchmarkResult:
-    """Dataset-level metrics (fractions in [0, 1]) and mean costs per image."""
-
-    miou: float
-    pixel_acc: float
-    mean_acc: float
-    per_class_iou: dict[str, float | None]  # None where the class has an empty union
-    confusion: np.ndarray
-    mean_times: dict[str, float]  # seconds per image per stage
-    mean_queries: float  # segmenter queries per image
-    num_images: int
-    settings: Settings
-
-    @classmethod
-    def from_accumulator(cls, acc: Accumulator, class_names: Sequence[str], settings: Settings) -> "BenchmarkResult":
-        m = metrics.metrics_from_confusion(acc.confusion)
-        n = max(acc.images, 1)
-        iou = {str(c): (None if np.isnan(v) else float(v)) for c, v in zip(class_names, m["per_class_iou"])}
-        return cls(m["miou"], m["pixel_acc"], m["mean_acc"], iou, acc.confusion,
-                   {k: v / n for k, v in acc.stage_seconds.items()}, acc.queries / n, acc.images, settings)
+#: One result class for every evaluation (``evaluation.Scores``); the old name stays.
+BenchmarkResult = evaluation.Scores
 
 
 # ----------------------------------------------------------------------------- models
@@ -167,16 +132,10 @@ def evaluate(ds: datasets.BenchDataset, settings: Settings | None = None, clip=N
     predictor = predictor or predict
     if predictor is predict and clip is None:
         clip, segmenter = load_models(s, s.use_sam)
-    acc = Accumulator(np.zeros((ds.num_classes, ds.num_classes), np.int64))
     idx = list(range(len(ds)) if indices is None else indices)
-    from tqdm.auto import tqdm
-
-    for i in tqdm(idx, desc=f"{ds.name} {s.method}", disable=not progress, leave=False):
-        sample = ds[i]
-        pred, timings, q = predictor(sample.image, ds, s, clip, segmenter)
-        acc.add(pred, sample.label, timings, q, ds.ignore_index)
-        if on_prediction is not None:
-            on_prediction(sample, pred)
+    acc = evaluation.accumulate(lambda image: predictor(image, ds, s, clip, segmenter), (ds[i] for i in idx),
+                                ds.num_classes, ds.ignore_index, progress=progress, desc=f"{ds.name} {s.method}",
+                                on_prediction=on_prediction)
     return acc, s
 
 
@@ -184,7 +143,7 @@ def run(ds: datasets.BenchDataset, settings: Settings | None = None, clip=None, 
         progress: bool = False, predictor: Callable | None = None) -> BenchmarkResult:
     """One-process benchmark of ``ds`` (what notebook 06 calls): a :class:`BenchmarkResult`."""
     acc, s = evaluate(ds, settings, clip, segmenter, progress=progress, predictor=predictor)
-    return BenchmarkResult.from_accumulator(acc, ds.class_names, s)
+    return BenchmarkResult.from_accumulator(acc, ds.class_names, f"{ds.name} {s.method}", s)
 
 
 # ----------------------------------------------------------------------------- notebook 06
@@ -399,7 +358,7 @@ def run_to_folder(ds: datasets.BenchDataset, settings: Settings, output_dir: str
         if world > 1:
             acc = _all_reduce(acc, _gather_stage_names(acc))
         if rank == 0:
-            res = BenchmarkResult.from_accumulator(acc, ds.class_names, s)
+            res = BenchmarkResult.from_accumulator(acc, ds.class_names, f"{ds.name} {s.method}", s)
             dev = str(env.get_device(device))
             (out / "results.json").write_text(json.dumps(results_dict(res, ds, ds.ids, world, dev), indent=2))
             text = summary_text(res, ds)

@@ -35,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import clip as clip_mod
-from . import data, datasets, dense, env, metrics, models, nbtools, pipeline, refine
+from . import datasets, dense, env, evaluation, models, nbtools
 from .paths import NOTEBOOK_DIR
 
 
@@ -140,36 +140,12 @@ def dense_speed() -> dict:
 
 def guided_vs_grid(num_scenes: int = 4, size: int = 128, points_per_side: int = 32, seed_offset: int = 0,
                    clip=None, segmenter=None) -> dict:
-    """Guided pipeline vs blind grid on ``num_scenes`` shapes-benchmark scenes: queries, seconds, mIoU.
+    """Guided pipeline vs blind grid on ``num_scenes`` shapes-benchmark scenes: queries, seconds, mIoU
+    (:func:`ogclip_utils.evaluation.guided_vs_grid`, as the JSON dict ``make bench`` writes).
 
-    ``clip`` / ``segmenter`` default to tiny-shapes and the classical segmenter."""
-    clip = clip or models.load_clip("tiny-shapes")
-    seg = segmenter or models.load_segmenter("classical")
+    ``clip`` / ``segmenter`` default to the run mode's."""
     seeds = list(datasets.SHAPES_SEEDS[seed_offset:seed_offset + num_scenes])
-    g = {"queries": 0, "seconds": 0.0, "preds": []}
-    b = {"queries": 0, "seconds": 0.0, "preds": []}
-    gts = []
-    for s in seeds:
-        sc = data.make_scene(s, size=size, num_objects=(1, 4))
-        gts.append(sc.labels)
-        t = time.perf_counter()
-        r = pipeline.segment(sc.image, data.CLASS_NAMES, clip=clip, segmenter=seg)
-        g["seconds"] += time.perf_counter() - t
-        g["queries"] += r.num_queries
-        g["preds"].append(r.label_map)
-        t = time.perf_counter()
-        gb = refine.grid_baseline(seg, sc.image, points_per_side, clip=clip, class_names=data.CLASS_NAMES)
-        b["seconds"] += time.perf_counter() - t
-        b["queries"] += gb.num_queries
-        b["preds"].append(gb.label_map)
-    n = len(seeds)
-    out = {"scenes": n, "size": size, "seeds": seeds, "points_per_side": points_per_side}
-    for key, d in (("guided", g), ("grid", b)):
-        out[key] = {"queries_per_image": d["queries"] / n, "seconds_per_image": d["seconds"] / n,
-                    "miou": metrics.segmentation_metrics(d["preds"], gts, data.NUM_CLASSES)["miou"]}
-    out["query_ratio_grid_over_guided"] = out["grid"]["queries_per_image"] / max(out["guided"]["queries_per_image"], 1e-9)
-    out["time_ratio_grid_over_guided"] = out["grid"]["seconds_per_image"] / max(out["guided"]["seconds_per_image"], 1e-9)
-    return out
+    return evaluation.guided_vs_grid(seeds, size, points_per_side, clip=clip, segmenter=segmenter).as_dict()
 
 
 def notebook_runtimes(pattern: str = "[0-9][0-9]_*.ipynb", timeout: int = 900) -> dict:

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import data, dense, metrics, models, prompts as _prompts, refine as _refine
+from . import data, dense, models, prompts as _prompts, refine as _refine
 from .vocabulary import parse_vocabulary
 
 # The keyword arguments of each stage are the fields of its settings dataclass (one list of names).
@@ -198,58 +198,6 @@ def segment(image, vocabulary: Sequence[str], clip=None, segmenter=None, *, targ
 def rerun(result: SegmentationResult, **params) -> SegmentationResult:
     """``result.rerun(**params)``: only the prompt and refine stages, on cached results."""
     return result.rerun(**params)
-
-
-@dataclass
-class SceneBenchmark:
-    """Dense vs refined mIoU on shapes scenes, with queries and mean seconds per stage."""
-
-    seeds: list[int]
-    dense_miou: float
-    refined_miou: float
-    mean_queries: float
-    timings: dict
-    results: list = field(default_factory=list, repr=False)
-    scenes: list = field(default_factory=list, repr=False)
-
-    def table(self) -> str:
-        t = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in self.timings.items())
-        return (f"{len(self.seeds)} scenes: dense mIoU {self.dense_miou:.3f} → refined {self.refined_miou:.3f}; "
-                f"{self.mean_queries:.1f} queries/image; {t}")
-
-
-def benchmark_scenes(seeds: Sequence[int], size: int = 160, clip=None, segmenter=None, keep: bool = False,
-                     progress: bool = False, **params) -> SceneBenchmark:
-    """Run :func:`segment` on the shapes scenes ``data.make_scene(seed, size)`` and score both the
-    dense argmax and the refined label map against the exact labels (31-class mIoU)."""
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("seeds is empty: pass the scene seeds to evaluate, e.g. range(1000, 1030)")
-    clip = clip or models.load_clip("tiny-shapes")
-    segmenter = segmenter or models.load_segmenter("classical")
-    dense_maps, refined_maps, gts, queries, results, scenes = [], [], [], [], [], []
-    tim = {"dense": 0.0, "prompts": 0.0, "refine": 0.0, "total": 0.0}
-    it = seeds
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(seeds, desc="scenes")
-    for s in it:
-        sc = data.make_scene(s, size=size)
-        r = segment(sc.image, data.CLASS_NAMES, clip=clip, segmenter=segmenter, **params)
-        dense_maps.append(r.dense_label_map)
-        refined_maps.append(r.label_map)
-        gts.append(sc.labels)
-        queries.append(r.num_queries)
-        for k in tim:
-            tim[k] += r.timings[k] / len(seeds)
-        if keep:
-            results.append(r)
-            scenes.append(sc)
-    n = data.NUM_CLASSES
-    dm = metrics.segmentation_metrics(dense_maps, gts, n)["miou"]
-    rm = metrics.segmentation_metrics(refined_maps, gts, n)["miou"]
-    return SceneBenchmark(seeds, float(dm), float(rm), float(np.mean(queries)), tim, results, scenes)
 
 
 def target_mask(result, vocabulary: Sequence[str], target: str) -> np.ndarray:

@@ -405,7 +405,7 @@ def test_compare_methods_and_figures(tiny):
     scenes = [data.make_scene(s, size=64) for s in (1, 2)]
     scores = evaluation.compare_methods(tiny, [s.image for s in scenes], [s.labels for s in scenes], data.CLASS_NAMES,
                                    methods=("vanilla", "sclip"))
-    assert [s.method for s in scores] == ["vanilla", "sclip"]
+    assert [s.name for s in scores] == ["vanilla", "sclip"]
     assert all(0 <= s.miou <= 1 for s in scores)
     assert "sclip" in evaluation.format_scores(scores)
     with pytest.raises(ValueError, match="methods"):

@@ -35,6 +35,13 @@ def openai_templates() -> tuple[str, ...]:
     return tuple(t("{}") for t in OPENAI_IMAGENET_TEMPLATES)
 
 
+def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """CLIP's input normalisation of float N×3×H×W images in [0, 1]: ``(x - mean) / std`` per channel
+    (the one place it is written; ``ClipBundle.preprocess`` and the tiny-CLIP trainer use it)."""
+    return (x - torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)) / \
+        torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+
+
 @dataclass
 class ClipBundle:
     """A CLIP model with what is needed to feed it.
@@ -65,10 +72,7 @@ class ClipBundle:
         x = torch.as_tensor(np.asarray(images))
         if x.ndim == 3:
             x = x[None]
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return ((x - mean) / std).to(self.device or "cpu")
+        return normalize(x.permute(0, 3, 1, 2).float().div_(255.0), self.mean, self.std).to(self.device or "cpu")
 
     def encode_images(self, images, batch_size: int = 256) -> torch.Tensor:
         """L2-normalised image embeddings (N×D) of uint8 N×S×S×3 images (S = image_size; others are resized)."""

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from . import data, models, training
 from .arrays import resize_rgb
-from .clip import ClipBundle
+from .clip import ClipBundle, normalize
 
 TRAIN_SEED_BASE = 0
 EVAL_SEED_BASE = 50_000_000  # held-out crops: seeds disjoint from training
@@ -266,6 +266,53 @@ def _augment(x):
     return out
 
 
+def _train_step(model, opt, sched, tokens, imgs: np.ndarray, caps: list[str]) -> torch.Tensor:
+    """One optimisation step on a batch (uint8 N×64×64×3 images, N captions): augment, normalise,
+    symmetric InfoNCE with the captions (equal captions are positives), clip, step. Returns the loss."""
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2)
+    x = normalize(_augment(x).float().div_(255.0), open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD)
+    img_f = F.normalize(model.encode_image(x), dim=-1)
+    txt_f = F.normalize(model.encode_text(tokens(caps)), dim=-1)
+    ids = {c: i for i, c in enumerate(dict.fromkeys(caps))}
+    loss = training.contrastive_loss(img_f, txt_f, model.logit_scale, [ids[c] for c in caps], max_scale=100)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, math.log(100))
+    return loss.detach()
+
+
+def _eval_record(step: int, minutes: float, loss: torch.Tensor, rep, model) -> dict:
+    """One line of the training history (held-out accuracies as fractions, rounded)."""
+    return {"step": step, "minutes": round(minutes, 2), "loss": round(float(loss), 4), "acc30": round(rep.accuracy, 4),
+            "colour": round(rep.colour_accuracy, 4), "shape": round(rep.shape_accuracy, 4),
+            "logit_scale": round(float(model.logit_scale.detach().exp().clamp(max=100)), 2)}
+
+
+def _stage_card(model, rep, n_held_out: int, history: list, late_class_token: bool, local_radius: int | None,
+                recipe: dict, minutes: tuple[float, float]) -> dict:
+    """The JSON card of one training stage (``tiny-shapes.json``): architecture, recipe, times, history, held-out scores."""
+    n_crop_b, n_scene_b, n_win_b, n_bg_b = recipe["mix"]
+    return {
+        "model": models.TINY_NAME,
+        "architecture": "open_clip CLIP (model_configs/tiny-shapes.json) + conv stem (models.install_conv_stem)"
+                        + (" + late class token (models.install_late_class_token)" if late_class_token else "")
+                        + (f" + local attention, radius {local_radius} (models.install_local_attention)" if local_radius else ""),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "recipe": {"steps": recipe["steps"], "resumed_at_step": recipe["resumed_at_step"], "batch_size": recipe["batch_size"],
+                   "lr": recipe["lr"], "seed": recipe["seed"], "optimizer": "AdamW(0.9,0.98,eps=1e-6,wd=0.1)",
+                   "schedule": "2% warm-up, cosine to 0", "mix": {"crops": n_crop_b, "scenes": n_scene_b, "windows": n_win_b, "backgrounds": n_bg_b},
+                   "shape_only_captions": 0.25, "late_class_token": bool(late_class_token), "local_radius": local_radius,
+                   "cache": recipe["cache"], "threads": recipe["threads"]},
+        "time": {"cache_minutes": round(minutes[0], 2), "train_minutes": round(minutes[1], 2)},
+        "history": history,
+        "held_out": {"n": int(n_held_out), "template": CROP_TEMPLATE, **rep.as_dict()},
+    }
+
+
 def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int = 0, out_dir: str | Path = "checkpoints",
           n_crops: int = 80_000, n_scenes: int = 10_000, n_bg: int = 1_000, eval_every: int = 200,
           threads: int = 2, save_every: int = 400, resume: str | Path | None = None, start_step: int = 0,
@@ -306,10 +353,7 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     # a resumed run (fresh optimizer state) re-warms over 50 steps to the scheduled value
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: lr_at(start_step + i) * (min(1.0, (i + 1) / 50) if start_step else 1.0))
-    mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
     sizes = _batch_sizes(mix, batch_size)
-    n_crop_b, n_scene_b, n_win_b, n_bg_b = sizes
     by_cls = [np.nonzero(cache.crop_cls == k)[0] for k in range(30)]
     history = list(prior_history or [])
     ckpt = out_dir / "tiny-shapes.safetensors"
@@ -317,27 +361,10 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     t_train = time.time()
     for step in bar:
         imgs, caps = _sample_batch(cache, by_cls, sizes, rng)
-        x = torch.from_numpy(imgs).permute(0, 3, 1, 2)
-        x = _augment(x).float().div_(255.0)
-        x = (x - mean) / std
-        t = tokens(caps)
-        img_f = F.normalize(model.encode_image(x), dim=-1)
-        txt_f = F.normalize(model.encode_text(t), dim=-1)
-        ids = {c: i for i, c in enumerate(dict.fromkeys(caps))}
-        loss = training.contrastive_loss(img_f, txt_f, model.logit_scale, [ids[c] for c in caps], max_scale=100)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
+        loss = _train_step(model, opt, sched, tokens, imgs, caps)
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             rep = _evaluate(model, ev_x, ev_y)
-            history.append({"step": step + 1, "minutes": round((time.time() - t_train) / 60, 2),
-                            "loss": round(loss.item(), 4), "acc30": round(rep.accuracy, 4),
-                            "colour": round(rep.colour_accuracy, 4), "shape": round(rep.shape_accuracy, 4),
-                            "logit_scale": round(float(model.logit_scale.detach().exp().clamp(max=100)), 2)})
+            history.append(_eval_record(step + 1, (time.time() - t_train) / 60, loss, rep, model))
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{rep.accuracy:.3f}", shape=f"{rep.shape_accuracy:.3f}")
             print(json.dumps(history[-1]), flush=True)
         if (step + 1) % save_every == 0:
@@ -348,21 +375,11 @@ def train(steps: int = 2600, batch_size: int = 64, lr: float = 1e-3, seed: int =
     _load_weights(model, ckpt)
     fx, fy = eval_crops(eval_per_class[1])
     rep = _evaluate(model, fx, fy)
-    card = {
-        "model": models.TINY_NAME,
-        "architecture": "open_clip CLIP (model_configs/tiny-shapes.json) + conv stem (models.install_conv_stem)"
-                        + (" + late class token (models.install_late_class_token)" if late_class_token else "")
-                        + (f" + local attention, radius {local_radius} (models.install_local_attention)" if local_radius else ""),
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-        "recipe": {"steps": steps, "resumed_at_step": start_step or None, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "AdamW(0.9,0.98,eps=1e-6,wd=0.1)",
-                   "schedule": "2% warm-up, cosine to 0", "mix": {"crops": n_crop_b, "scenes": n_scene_b, "windows": n_win_b, "backgrounds": n_bg_b},
-                   "shape_only_captions": 0.25, "late_class_token": bool(late_class_token), "local_radius": local_radius,
-                   "cache": {"crops": n_crops, "scenes": n_scenes, "windows": n_windows, "backgrounds": n_bg},
-                   "threads": threads},
-        "time": {"cache_minutes": round(t_cache / 60, 2), "train_minutes": round(train_minutes, 2)},
-        "history": history,
-        "held_out": {"n": int(len(fy)), "template": CROP_TEMPLATE, **rep.as_dict()},
-    }
+    card = _stage_card(model, rep, len(fy), history, late_class_token=late_class_token, local_radius=local_radius,
+                       recipe={"steps": steps, "resumed_at_step": start_step or None, "batch_size": batch_size, "lr": lr,
+                               "seed": seed, "mix": sizes, "threads": threads,
+                               "cache": {"crops": n_crops, "scenes": n_scenes, "windows": n_windows, "backgrounds": n_bg}},
+                       minutes=(t_cache / 60, train_minutes))
     (out_dir / "tiny-shapes.json").write_text(json.dumps(card, indent=1))
     print(json.dumps(card["held_out"], indent=1))
     return card

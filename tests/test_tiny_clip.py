@@ -171,3 +171,15 @@ def test_train_recipe_chains_stages_into_one_card(tmp_path, monkeypatch):
     assert not (tmp_path / "stage1" / "README.md").exists()  # one model card, for the final weights
     final = models.load_clip("tiny-shapes", pretrained=str(tmp_path / "tiny-shapes.safetensors"), device="cpu")
     assert final.encode_images(np.zeros((1, 64, 64, 3), np.uint8)).shape == (1, 128)
+
+
+def test_one_tiny_training_stage_runs_and_writes_its_card(tmp_path):
+    """Three steps on a small cache: the trainer's pieces (step, history, card) fit together."""
+    card = tiny_clip.train(steps=3, batch_size=8, n_crops=60, n_scenes=12, n_bg=6, eval_every=2, threads=1,
+                           save_every=100, out_dir=tmp_path, eval_per_class=(1, 1), late_class_token=True,
+                           local_radius=1)
+    assert (tmp_path / "tiny-shapes.safetensors").is_file() and (tmp_path / "tiny-shapes.json").is_file()
+    assert [h["step"] for h in card["history"]] == [2, 3]
+    assert card["recipe"]["mix"]["crops"] + card["recipe"]["mix"]["scenes"] + card["recipe"]["mix"]["backgrounds"] <= 8
+    assert card["held_out"]["n"] == 30 and 0.0 <= card["held_out"]["accuracy"] <= 1.0
+    assert "local attention, radius 1" in card["architecture"]

@@ -75,18 +75,12 @@ BenchmarkResult = evaluation.Scores
 # ----------------------------------------------------------------------------- models
 def load_models(settings: Settings, need_segmenter: bool):
     """(clip, segmenter or None) for the run mode: tiny-shapes + classical offline,
-    ViT-B-16 (openai) + SAM2.1 tiny in real mode, unless the settings name others."""
-    d = models.mode_defaults()
-    name = settings.clip_model or d.clip
-    clip = models.load_clip(name, pretrained="openai" if name.startswith("ViT") else None, device=settings.device)
-    seg = None
-    if need_segmenter:
-        seg = (models.load_segmenter(settings.segmenter, device=settings.device) if settings.segmenter
-               else models.default_segmenter(device=settings.device))
+    ViT-B-16 (openai) + SAM2.1 in real mode, unless the settings name others."""
+    clip = models.clip_by_name(settings.clip_model, device=settings.device)
+    seg = models.segmenter_by_name(settings.segmenter, device=settings.device) if need_segmenter else None
     return clip, seg
 
 
-# ----------------------------------------------------------------------------- one image
 def predict(image: np.ndarray, ds: datasets.BenchDataset, s: Settings, clip, segmenter=None
             ) -> tuple[np.ndarray, dict[str, float], int]:
     """Predict one label map (int64 H×W in the dataset's class ids) with resolved settings ``s``.

@@ -40,6 +40,10 @@ def _common_args(p: argparse.ArgumentParser) -> None:
                    help=f"same-class masks above this IoU merge (default {rc.iou_threshold})")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--mode", default=None, choices=("offline", "real", "auto"), help="default $OGCLIP_MODE or auto")
+    p.add_argument("--model", dest="clip_model", default=None,
+                   help="CLIP: tiny-shapes or ViT-B/16 (OpenAI weights); default by mode")
+    p.add_argument("--segmenter", default=None,
+                   help="classical or sam2.1-hiera-{tiny,small,base_plus,large}; default by mode (SAM2.1 tiny on CPU)")
     p.add_argument("--checkpoint", default=None, help="SAM2 checkpoint path (real mode; default: the registry's)")
     p.add_argument("--model-cfg", default=None, help="SAM2 config name, e.g. configs/sam2.1/sam2.1_hiera_t.yaml")
 
@@ -54,14 +58,24 @@ def _run(a, target: str | None = None):
     """Load the image and the models for the mode, run ``pipeline.segment``; return (image, result, params, mode)."""
     image = data.load_image(a.image)
     mode = env.get_mode(a.mode)
-    clip = models.default_clip(mode, device=a.device)
-    seg = models.default_segmenter(mode, device=a.device, checkpoint=a.checkpoint, model_cfg=a.model_cfg)
+    clip = models.clip_by_name(a.clip_model, mode, device=a.device)
+    seg = models.segmenter_by_name(a.segmenter, mode, device=a.device, checkpoint=a.checkpoint, model_cfg=a.model_cfg)
     params = _params(a)
     kw = dict(params)
     if target is not None:
         kw["target"] = target
     res = pipeline.segment(image, list(a.vocabulary), clip=clip, segmenter=seg, **kw)
-    return image, res, params, mode
+    if not res.prompts:
+        print(f"note: no prompts found (no region reached --min-confidence {a.min_confidence} over "
+              f"--min-region-size {a.min_region_size} px) — lower --min-confidence", file=sys.stderr)
+    return image, res, {**params, "clip": f"{clip.name} ({clip.weights_id})", "segmenter": _segmenter_name(seg, a)}, mode
+
+
+def _segmenter_name(seg, a) -> str:
+    """The segmenter a run used, for summaries: "classical" or the SAM2 name."""
+    if a.segmenter:
+        return a.segmenter
+    return "classical" if type(seg).__name__ == "ClassicalSegmenter" else models.default_segmenter_name(a.mode, a.device)
 
 
 def cmd_explain(argv: list[str] | None = None) -> int:
@@ -79,7 +93,7 @@ def cmd_explain(argv: list[str] | None = None) -> int:
         params = {"mode": mode, "image": Path(a.image).name, **params}
         out = explain.explain(res, a.output, image=image, params=params, create_html=a.create_html, per_class_details=a.per_class_details,
                       title=f"{Path(a.image).name}: object-guided segmentation, step by step")
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, weights.CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {len(out.steps)} step figures, {len(out.per_class)} per-class figures and data to {out.output} "
@@ -121,13 +135,13 @@ def cmd_segment(argv: list[str] | None = None) -> int:
     except edit_mod.InpaintingUnavailable as exc:
         print(f"error: {exc}. Without --use-inpainting, --edit replace writes the mask.", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, weights.CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(out_img).save(a.output)
     nq = int(res.num_queries)
-    print(f"{mode} mode: {nq} segmenter queries (a {explain.GRID_SIDE}×{explain.GRID_SIDE} grid would use {explain.GRID_SIDE ** 2}: "
+    print(f"{mode} mode, {params['clip']} + {params['segmenter']}: {nq} segmenter queries (a {explain.GRID_SIDE}×{explain.GRID_SIDE} grid would use {explain.GRID_SIDE ** 2}: "
           f"{explain.GRID_SIDE ** 2 / max(nq, 1):.0f}× fewer); wrote {a.output}")
     if a.verbose:
         for q in res.prompts:

@@ -21,6 +21,8 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
+from .arrays import resize_rgb
+
 from . import paths
 
 #: Templates for tiny-shapes: its training captions are "a red circle", "a circle",
@@ -75,7 +77,15 @@ class ClipBundle:
         return normalize(x.permute(0, 3, 1, 2).float().div_(255.0), self.mean, self.std).to(self.device or "cpu")
 
     def encode_images(self, images, batch_size: int = 256) -> torch.Tensor:
-        """L2-normalised image embeddings (N×D) of uint8 N×S×S×3 images (S = image_size; others are resized)."""
+        """L2-normalised image embeddings (N×D) of uint8 N×S×S×3 images (S = image_size; others are resized).
+
+        ``images`` may also be a list of uint8 H×W×3 photos of different sizes: each is then
+        resized to S×S (bicubic) first."""
+        if isinstance(images, (list, tuple)) and len({np.shape(im) for im in images}) > 1:
+            for k, im in enumerate(images):
+                if np.ndim(im) != 3 or np.shape(im)[-1] != 3:
+                    raise ValueError(f"images[{k}] has shape {np.shape(im)}; pass uint8 H×W×3 RGB images")
+            images = [resize_rgb(np.asarray(im, np.uint8), self.image_size, "bicubic") for im in images]
         arr = np.asarray(images)
         if arr.ndim == 3:
             arr = arr[None]

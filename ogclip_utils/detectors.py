@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from . import data, env
+from . import data, env, weights
 from .arrays import mask_box
 from .checks import check_image
 
@@ -156,18 +157,36 @@ class ShapesDetector:
 
 
 class TorchvisionDetector:
-    """A torchvision detection model (default: Faster R-CNN MobileNetV3-Large FPN) as a
-    proposal backend. ``model`` may be passed in (e.g. built at random init for tests);
-    otherwise the COCO weights are fetched by torchvision (real mode)."""
+    """A torchvision detection model (Faster R-CNN MobileNetV3-Large FPN, COCO) as a proposal backend.
 
-    def __init__(self, model: Any = None, weights: str | None = "DEFAULT", device: str | None = None):
+    ``model`` may be passed in (e.g. built at random init for tests). Otherwise the
+    architecture is built without weights and the COCO state dict is read (``weights_only``)
+    from ``checkpoint`` or from the project's cache (``weights.checkpoint_path(NAME)``),
+    downloaded there once by the project's downloader — never through torch.hub's cache."""
+
+    NAME = "fasterrcnn-mobilenet-v3-large-fpn"
+
+    def __init__(self, model: Any = None, checkpoint: str | None = None, device: str | None = None):
+        import torch
         import torchvision
 
         self.device = env.get_device(device)
         if model is None:
-            model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_fpn(weights=weights)
+            model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None)
+            path = Path(checkpoint) if checkpoint else weights.checkpoint_path(self.NAME)
+            if not path.exists():
+                if checkpoint:
+                    raise FileNotFoundError(f"detector checkpoint not found: {path}")
+                path = weights.download(self.NAME)
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                model.load_state_dict(state)
+            except Exception as exc:  # noqa: BLE001 - re-raised with advice
+                raise weights.CheckpointError(f"{path} is not torchvision's Faster R-CNN MobileNetV3-Large FPN state dict "
+                                              f"({str(exc)[:200]}); delete it and run `python -m ogclip_utils checkpoints "
+                                              f"--only {self.NAME}`") from exc
         self.model = model.to(self.device).eval()
-        meta = getattr(getattr(torchvision.models.detection, "FasterRCNN_MobileNet_V3_Large_FPN_Weights"), "DEFAULT").meta
+        meta = torchvision.models.detection.FasterRCNN_MobileNet_V3_Large_FPN_Weights.DEFAULT.meta
         self.categories = list(meta.get("categories", []))
 
     def __call__(self, image: np.ndarray) -> list[Detection]:
@@ -187,16 +206,27 @@ class TorchvisionDetector:
 
 class YoloDetector:
     """ultralytics YOLO (``pip install ogclip-utils[yolo]``) as a proposal backend.
-    ``weights``: a ``.pt`` file (e.g. ``yolo11n.pt``, fetched by ultralytics) or a ``.yaml``
-    architecture for random init."""
 
-    def __init__(self, weights: str = "yolo11n.pt", device: str | None = None):
+    ``weights``: a registry name (default ``"yolo11n"``: read from the project's cache, downloaded
+    there once by the project's downloader), a local ``.pt`` file, or a ``.yaml`` architecture
+    for random init. ultralytics is never left to fetch files on its own."""
+
+    def __init__(self, weights_name: str = "yolo11n", device: str | None = None):
         try:
             from ultralytics import YOLO
         except ImportError as exc:
             raise ImportError("detector='yolo' needs ultralytics: pip install 'ogclip-utils[yolo]' "
                               "(or use detector='torchvision' / 'shapes')") from exc
-        self.model = YOLO(weights)
+        src = str(weights_name)
+        by_file = {ck.filename: k for k, ck in weights.REGISTRY.items() if ck.kind == "detector"}
+        src = by_file.get(src, src)  # "yolo11n.pt", as ultralytics users write it, is the registry's yolo11n
+        if src in weights.REGISTRY:
+            path = weights.checkpoint_path(src)
+            src = str(path if path.exists() else weights.download(src))
+        elif not src.endswith(".yaml") and not Path(src).exists():
+            raise FileNotFoundError(f"YOLO weights {src!r} not found: pass 'yolo11n' (downloaded into the cache), "
+                                    "a local .pt file or a .yaml architecture")
+        self.model = YOLO(src)
         self.device = device
 
     def __call__(self, image: np.ndarray) -> list[Detection]:

@@ -17,17 +17,18 @@ outside the dilated mask, so an edit never changes a pixel there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import env, paths
+from . import env, weights
 
-#: Default diffusers model for real-mode inpainting (fetched by diffusers on first use).
+#: Default diffusers model for real-mode inpainting (fetched into the project's cache on first use).
 DEFAULT_INPAINT_MODEL = "stabilityai/stable-diffusion-2-inpainting"
 REPLACE_NEEDS_REAL = (
     "text-guided replacement needs the real Stable Diffusion inpainting model: set OGCLIP_MODE=real "
-    "(or --mode real) with diffusers installed (the weights, ~5 GB, are fetched by diffusers on first use); "
+    "(or --mode real) with diffusers installed (the weights, ~5.2 GB, are fetched into $OGCLIP_CACHE/diffusers on first use); "
     "offline mode can only remove (OpenCV inpainting) or show the mask"
 )
 
@@ -159,7 +160,9 @@ def load_inpainter(model: str = DEFAULT_INPAINT_MODEL, device: str | None = None
     """A diffusers ``StableDiffusionInpaintPipeline`` on ``device`` (fp16 on CUDA).
 
     Only in real mode: offline this raises :class:`InpaintingUnavailable` instead of downloading.
-    ``model`` is a Hugging Face repo id or a local folder in diffusers layout.
+    ``model`` is the default Hub name (read from ``$OGCLIP_CACHE/diffusers/stable-diffusion-2-inpainting/``,
+    fetched there file by file by the project's downloader on first use, ~5.2 GB) or a local
+    folder written by ``save_pretrained``. Hugging Face's own cache is never used.
     """
     if env.get_mode(mode) != "real":
         raise InpaintingUnavailable(REPLACE_NEEDS_REAL)
@@ -169,9 +172,22 @@ def load_inpainter(model: str = DEFAULT_INPAINT_MODEL, device: str | None = None
         from diffusers import StableDiffusionInpaintPipeline
     except ImportError as exc:  # pragma: no cover - diffusers is a dependency
         raise InpaintingUnavailable("diffusers is not installed: pip install diffusers transformers") from exc
+    if model in (DEFAULT_INPAINT_MODEL, "sd2-inpainting"):
+        folder = weights.folder_path("sd2-inpainting")
+        if not (folder / "model_index.json").exists():  # written last by download_folder
+            folder = weights.download_folder("sd2-inpainting")
+    else:
+        folder = Path(model)
+        if not (folder / "model_index.json").is_file():
+            raise InpaintingUnavailable(f"model={model!r} is neither {DEFAULT_INPAINT_MODEL!r} nor a diffusers folder "
+                                        "(a directory with model_index.json, as save_pretrained writes it)")
     dev = env.get_device(device)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    pipe = StableDiffusionInpaintPipeline.from_pretrained(model, torch_dtype=dtype, cache_dir=str(paths.cache_dir("diffusers")))
+    try:
+        pipe = StableDiffusionInpaintPipeline.from_pretrained(str(folder), torch_dtype=dtype, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise InpaintingUnavailable(f"{folder} is not a complete diffusers inpainting folder ({str(exc)[:200]}); "
+                                    "delete it and run the edit again to re-download") from exc
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(dev)
 

@@ -49,11 +49,13 @@ class ModeDefaults:
     clip_pretrained: str | None
     segmenter: str
     classify: str
+    segmenter_gpu: str | None = None  # the segmenter on a CUDA device, where it differs
 
 
 MODE_DEFAULTS: dict[str, ModeDefaults] = {
     "offline": ModeDefaults(clip=TINY_NAME, clip_pretrained=None, segmenter="classical", classify="clip"),
-    "real": ModeDefaults(clip="ViT-B-16", clip_pretrained="openai", segmenter="sam2.1-hiera-tiny", classify="dense"),
+    "real": ModeDefaults(clip="ViT-B-16", clip_pretrained="openai", segmenter="sam2.1-hiera-tiny", classify="dense",
+                         segmenter_gpu="sam2.1-hiera-base_plus"),
 }
 
 
@@ -68,10 +70,43 @@ def default_clip(mode: str | None = None, device: str | None = None) -> ClipBund
     return load_clip(d.clip, pretrained=d.clip_pretrained, device=device)
 
 
+def default_segmenter_name(mode: str | None = None, device: str | None = None) -> str:
+    """The name of the mode's segmenter on ``device`` (SAM2.1 tiny on a CPU, base+ on a CUDA GPU)."""
+    d = mode_defaults(mode)
+    return d.segmenter_gpu if d.segmenter_gpu and env.get_device(device).type == "cuda" else d.segmenter
+
+
 def default_segmenter(mode: str | None = None, device: str | None = None, checkpoint: str | None = None,
                       model_cfg: str | None = None):
-    """The mode's promptable segmenter: ``ClassicalSegmenter`` offline, SAM2.1 hiera-tiny in real mode."""
-    name = mode_defaults(mode).segmenter
+    """The mode's promptable segmenter: ``ClassicalSegmenter`` offline; in real mode SAM2.1
+    hiera-tiny on a CPU and hiera-base+ on a CUDA GPU."""
+    name = default_segmenter_name(mode, device)
+    if name == "classical":
+        return load_segmenter(name)
+    return load_segmenter(name, checkpoint=checkpoint, device=device, model_cfg=model_cfg)
+
+
+def clip_by_name(name: str | None = None, mode: str | None = None, device: str | None = None) -> ClipBundle:
+    """CLIP as a user names it on a command line: None → the mode's (:func:`default_clip`);
+    ``"tiny-shapes"`` → the committed model; ``"ViT-B-16"`` or ``"ViT-B/16"`` → OpenAI's
+    weights (from the cache; downloaded once)."""
+    if name is None:
+        return default_clip(mode, device)
+    n = clip_name(name)
+    if n == TINY_NAME:
+        return load_clip(n, device=device)
+    if n in ("ViT-B-16", "ViT-B-16-quickgelu"):
+        return load_clip("ViT-B-16", pretrained="openai", device=device)
+    raise ValueError(f"--model {name!r}: the project fetches weights for 'tiny-shapes' and 'ViT-B/16' (OpenAI) only; "
+                     "for another open_clip model call models.load_clip(name, pretrained=<local file>)")
+
+
+def segmenter_by_name(name: str | None = None, mode: str | None = None, device: str | None = None,
+                      checkpoint: str | None = None, model_cfg: str | None = None):
+    """A segmenter as a user names it: None → the mode's (:func:`default_segmenter`), else
+    ``"classical"`` or ``"sam2.1-hiera-{tiny,small,base_plus,large}"`` (:func:`load_segmenter`)."""
+    if name is None:
+        return default_segmenter(mode, device, checkpoint, model_cfg)
     if name == "classical":
         return load_segmenter(name)
     return load_segmenter(name, checkpoint=checkpoint, device=device, model_cfg=model_cfg)
@@ -80,6 +115,11 @@ def default_segmenter(mode: str | None = None, device: str | None = None, checkp
 def default_models(mode: str | None = None, device: str | None = None):
     """``(clip, segmenter)`` for the mode (:func:`default_clip`, :func:`default_segmenter`)."""
     return default_clip(mode, device), default_segmenter(mode, device)
+
+
+def clip_name(name: str) -> str:
+    """open_clip's spelling of a CLIP name: OpenAI's ``"ViT-B/16"`` (the seeds' ``--model``) → ``"ViT-B-16"``."""
+    return name.replace("/", "-") if isinstance(name, str) and name.startswith(("ViT-", "RN")) else name
 
 
 def load_clip(name: str = TINY_NAME, pretrained: str | bool | None = None, device: str | None = None) -> ClipBundle:
@@ -97,6 +137,7 @@ def load_clip(name: str = TINY_NAME, pretrained: str | bool | None = None, devic
     register_configs()
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a model name such as 'tiny-shapes' or 'ViT-B-16', got {name!r}")
+    name = clip_name(name)
     if name == TINY_NAME:
         model = build_tiny_clip()
         if pretrained is False:

@@ -55,12 +55,29 @@ REGISTRY: dict[str, Checkpoint] = {
         )
         for size, short in (("tiny", "t"), ("small", "s"), ("base_plus", "b+"), ("large", "l"))
     },
+    # a diffusers folder: every file of the Hub repository's main branch that from_pretrained reads,
+    # fetched one by one by download() into $OGCLIP_CACHE/diffusers/<filename>/
     "sd2-inpainting": Checkpoint(
         "sd2-inpainting",
-        "https://huggingface.co/stabilityai/stable-diffusion-2-inpainting",
+        "https://huggingface.co/stabilityai/stable-diffusion-2-inpainting/resolve/main",
         "stable-diffusion-2-inpainting",
+        size=5_200_000_000,
         kind="inpainting",
-        extra={"hf_repo": "stabilityai/stable-diffusion-2-inpainting", "note": "fetched with diffusers.from_pretrained"},
+        extra={"hf_repo": "stabilityai/stable-diffusion-2-inpainting", "files": (
+            "scheduler/scheduler_config.json", "feature_extractor/preprocessor_config.json",
+            "text_encoder/config.json", "text_encoder/model.safetensors",
+            "tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json",
+            "tokenizer/vocab.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+            "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+            "model_index.json")},  # last: its presence marks a complete folder
+    ),
+    # torchvision's COCO Faster R-CNN (MobileNetV3-Large FPN): a plain state dict, as torchvision publishes it
+    "fasterrcnn-mobilenet-v3-large-fpn": Checkpoint(
+        "fasterrcnn-mobilenet-v3-large-fpn",
+        "https://download.pytorch.org/models/fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth",
+        "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth",
+        kind="detector",
+        extra={"format": "torchvision state dict"},
     ),
     "yolo11n": Checkpoint(
         "yolo11n",
@@ -94,6 +111,27 @@ def real_weights_available() -> bool:
         return checkpoint_path("clip-vit-b-16-openai").exists()
     except OSError:
         return False
+
+
+def folder_path(name: str) -> Path:
+    """Where a folder checkpoint (kind ``"inpainting"``) lives: ``$OGCLIP_CACHE/diffusers/<filename>/``."""
+    ck = entry(name)
+    if "files" not in ck.extra:
+        raise ValueError(f"{name!r} is a single file, not a folder: use checkpoint_path")
+    return paths.cache_dir("diffusers") / ck.filename
+
+
+def download_folder(name: str, progress: bool = True, timeout: float = 30.0) -> Path:
+    """Fetch every file of a folder checkpoint through :func:`download` (resume, atomic rename),
+    skipping files already there, ``model_index.json`` last (so a folder that has it is complete); returns the folder, ready for ``from_pretrained(folder,
+    local_files_only=True)``."""
+    ck = entry(name)
+    folder = folder_path(name)
+    for rel in ck.extra["files"]:
+        dest = folder / rel
+        if not dest.exists():
+            download(f"{ck.url}/{rel}", dest, progress=progress, timeout=timeout)
+    return folder
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -60,7 +60,7 @@ class Settings:
         d = ds.defaults
         s = Settings(**asdict(self))
         s.slide_crop = s.slide_crop if s.slide_crop is not None else d.slide_crop
-        s.slide_stride = s.slide_stride if s.slide_stride is not None else d.slide_stride
+        s.slide_stride = (s.slide_stride if s.slide_stride is not None else d.slide_stride) if s.slide_crop != 0 else None
         s.logit_scale = s.logit_scale if s.logit_scale is not None else d.logit_scale
         s.prob_thd = s.prob_thd if s.prob_thd is not None else d.prob_thd
         s.area_thd = s.area_thd if s.area_thd is not None else d.area_thd
@@ -126,6 +126,10 @@ def evaluate(ds: datasets.BenchDataset, settings: Settings | None = None, clip=N
     predictor = predictor or predict
     if predictor is predict and clip is None:
         clip, segmenter = load_models(s, s.use_sam)
+    if clip is not None:  # name the models that ran in the settings (results.json, summary.txt)
+        s.clip_model = s.clip_model or f"{clip.name} ({clip.weights_id})"
+    if s.use_sam and segmenter is not None and not s.segmenter:
+        s.segmenter = "classical" if type(segmenter).__name__ == "ClassicalSegmenter" else type(segmenter).__name__
     idx = list(range(len(ds)) if indices is None else indices)
     acc = evaluation.accumulate(lambda image: predictor(image, ds, s, clip, segmenter), (ds[i] for i in idx),
                                 ds.num_classes, ds.ignore_index, progress=progress, desc=f"{ds.name} {s.method}",
@@ -321,7 +325,8 @@ def summary_text(res: BenchmarkResult, ds: datasets.BenchDataset) -> str:
     mode = "dense" + (" + refinement" if s.use_sam else "") + (" + PAMR" if s.use_pamr else "")
     lines = [f"Benchmark: {ds.name} ({res.num_images} images, {ds.num_classes} classes)",
              f"Method: {s.method} ({mode}), logit scale {s.logit_scale}, prob_thd {s.prob_thd}, area_thd {s.area_thd}, "
-             f"crop/stride {s.slide_crop}/{s.slide_stride}, short side {s.short_side}",
+             f"crop/stride {'whole image' if s.slide_crop == 0 else f'{s.slide_crop}/{s.slide_stride}'}, short side {s.short_side}",
+             f"Models: CLIP {s.clip_model or '-'}" + (f", segmenter {s.segmenter}" if s.use_sam else "") + f" ({env.get_mode()} mode)",
              "", f"mIoU           {100 * res.miou:6.2f} %", f"pixel accuracy {100 * res.pixel_acc:6.2f} %",
              f"mean accuracy  {100 * res.mean_acc:6.2f} %", f"segmenter queries per image {res.mean_queries:.1f}", ""]
     lines += [f"time per image, {k}: {v * 1000:.1f} ms" for k, v in res.mean_times.items()]

@@ -188,6 +188,9 @@ def benchmark_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=dense.METHODS, default="sclip", help="dense feature method")
     p.add_argument("--use-sam", action="store_true", help="refine with the promptable segmenter (pipeline.segment)")
     p.add_argument("--use-pamr", action="store_true", help="PAMR post-processing of the dense probabilities")
+    p.add_argument("--slide-inference", action=argparse.BooleanOptionalAction, default=True,
+                   help="sliding windows (default, SCLIP's); --no-slide-inference runs the whole image in one "
+                        "forward with interpolated positional embeddings (--slide-crop 0)")
     p.add_argument("--slide-crop", type=int, default=None, help="sliding-window crop in pixels")
     p.add_argument("--slide-stride", type=int, default=None, help="sliding-window stride in pixels")
     p.add_argument("--logit-scale", type=float, default=None)
@@ -207,6 +210,11 @@ def cmd_benchmark(argv: list[str] | None = None) -> int:
     """``python -m ogclip_utils benchmark --dataset NAME …``: evaluate and write results.json, summary.txt, predictions/."""
     a = benchmark_parser().parse_args(argv)
     st = benchmark.Settings(**{k: getattr(a, k) for k in benchmark.Settings.__dataclass_fields__})
+    if not a.slide_inference:
+        if a.slide_crop not in (None, 0) or a.slide_stride is not None:
+            print("error: --no-slide-inference runs the whole image at once; drop --slide-crop/--slide-stride", file=sys.stderr)
+            return 2
+        st.slide_crop = 0
     try:
         ds = datasets.load_dataset(a.dataset, a.data_dir, a.num_samples, size=a.size)
     except FileNotFoundError as exc:

@@ -75,8 +75,9 @@ def get_mode(mode: str | None = None) -> str:
     """Resolve the run mode.
 
     ``mode`` (or ``$OGCLIP_MODE`` when ``mode`` is None) is ``offline``, ``real`` or ``auto``.
-    ``auto`` means *real where the official weights are already on disk, else offline*; it
-    never downloads anything. Returns ``"offline"`` or ``"real"``.
+    ``auto`` means *real in Google Colab (a GPU and a network: the course's real setting) or
+    where the official weights are already on disk, else offline*; choosing never downloads
+    anything (:func:`mode_reason` says why a mode was chosen). Returns ``"offline"`` or ``"real"``.
     """
     raw = mode if mode is not None else os.environ.get("OGCLIP_MODE", "auto")
     value = str(raw).strip().lower()
@@ -86,8 +87,21 @@ def get_mode(mode: str | None = None) -> str:
             "or OGCLIP_MODE=real (official CLIP/SAM2 weights, downloaded by `make checkpoints`)"
         )
     if value == "auto":
-        return "real" if weights.real_weights_available() else "offline"
+        return "real" if in_colab() or weights.real_weights_available() else "offline"
     return value
+
+
+def mode_reason(mode: str | None = None) -> str:
+    """Why :func:`get_mode` chose what it did, in words (printed by the notebooks' setup cell)."""
+    raw = str(mode if mode is not None else os.environ.get("OGCLIP_MODE", "auto")).strip().lower()
+    got = get_mode(mode)
+    if raw != "auto":
+        return f"{got} (OGCLIP_MODE={raw})"
+    if in_colab():
+        return "real (auto: running in Google Colab; set OGCLIP_MODE=offline before the setup cell for the shapes world)"
+    if got == "real":
+        return "real (auto: the official CLIP weights are in the cache)"
+    return "offline (auto: no official weights in the cache; `python -m ogclip_utils checkpoints` fetches them)"
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Notebook tooling for authors and ``make demo`` (not used by the lessons themselves).
 
-- :data:`SETUP_CELL`: the first code cell of every notebook (JupyterLab and Colab).
+- :data:`SETUP_CELL`: the setup cell every notebook has right under its title (JupyterLab and
+  Colab), and :func:`colab_badge` for the title.
 - :func:`new_notebook`: write a notebook from ``[("md", text), ("code", text), …]``.
 - :func:`execute`: run a notebook in place, headless, in offline mode (outputs committed).
 - ``python -m ogclip_utils.nbtools demo [--out outputs]``: execute every notebook into
@@ -8,37 +9,20 @@
 - ``python -m ogclip_utils.nbtools portability [--config NAME …]``: execute every notebook
   under other numeric configurations (:data:`NUMERIC_CONFIGS`) and report, cell by cell, how
   far each output moved from the committed one (what the cells' tolerances are based on).
+- ``python -m ogclip_utils.nbtools real-smoke``: every notebook top to bottom in real mode with
+  random-init stand-ins in a temporary cache and the network refused (``make test-real``).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
-from . import nbcheck
-from .paths import NOTEBOOK_DIR
-
-
-SETUP_CELL = '''# NBVAL_IGNORE_OUTPUT
-# Setup — works in JupyterLab (`make lab`) and Google Colab. Run this cell first.
-import os, sys
-if "google.colab" in sys.modules:
-    # Colab: fetch the repository and install it WITHOUT reinstalling Colab's own torch.
-    REPO = os.environ.get("OGCLIP_REPO", "https://github.com/ogclip/object-guided-clip")
-    if not os.path.exists("/content/ogclip"):
-        os.system(f"git clone -q {REPO} /content/ogclip")
-    os.system("pip install -q --no-deps -e /content/ogclip && pip install -q open-clip-torch sam2 diffusers ipywidgets")
-    sys.path.insert(0, "/content/ogclip")
-    from google.colab import output
-    output.enable_custom_widget_manager()  # sliders need it
-else:
-    sys.path.insert(0, os.path.abspath(".."))  # the repository root, when run from notebooks/
-%matplotlib inline
-from ogclip_utils import env
-print(env.describe())  # mode: OGCLIP_MODE=offline|real|auto (auto = real when the weights are on disk)
-'''
+from . import nbcheck, standins
+from .paths import NOTEBOOK_DIR, REPO_ROOT, REPO_URL
 
 
 def new_notebook(path: str | os.PathLike, cells: list[tuple[str, str]]) -> Path:
@@ -54,6 +38,50 @@ def new_notebook(path: str | os.PathLike, cells: list[tuple[str, str]]) -> Path:
     path = Path(path)
     nbformat.write(nb, path)
     return path
+
+
+#: The setup cell every notebook starts with (after its title), with ``{repo}`` = :data:`paths.REPO_URL`.
+#: It cannot import the package (in Colab the package is what it installs), so it is written
+#: here once and checked in every notebook by ``tests/test_notebook_setup.py``.
+SETUP_CELL = """# NBVAL_IGNORE_OUTPUT
+# Setup: run this cell first (JupyterLab: `make lab`; Google Colab: it installs the course).
+import subprocess, sys
+
+def _step(*cmd):  # a failed step stops the cell with the command's own error message
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"setup step failed: {' '.join(cmd)}\\n{(r.stderr or r.stdout)[-3000:]}")
+
+if "google.colab" in sys.modules:
+    import os, torch, torchvision
+    REPO = "{repo}"  # = ogclip_utils.paths.REPO_URL
+    if not os.path.isdir("/content/ogclip"):
+        _step("git", "clone", "-q", "--depth", "1", REPO, "/content/ogclip")
+    with open("/tmp/keep-colab-torch.txt", "w") as f:  # pip must not replace Colab's CUDA torch
+        f.write(f"torch=={torch.__version__}\\ntorchvision=={torchvision.__version__}\\n")
+    _step(sys.executable, "-m", "pip", "install", "-q", "-c", "/tmp/keep-colab-torch.txt", "-e", "/content/ogclip")
+    sys.path.insert(0, "/content/ogclip")
+    from google.colab import output
+    output.enable_custom_widget_manager()  # the sliders need it
+else:  # a clone opened in JupyterLab: the repository root is the folder that holds ogclip_utils/
+    from pathlib import Path
+    sys.path.insert(0, str(next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "ogclip_utils").is_dir())))
+%matplotlib inline
+from ogclip_utils import env
+print(env.describe())
+print("mode:", env.mode_reason())"""
+
+
+def colab_badge(notebook: str) -> str:
+    """The "Open in Colab" badge (markdown) for ``notebooks/<notebook>``."""
+    slug = REPO_URL.removeprefix("https://github.com/")
+    return (f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{slug}/blob/main/notebooks/{notebook})")
+
+
+def setup_cell_source() -> str:
+    """:data:`SETUP_CELL` with the repository address filled in."""
+    return SETUP_CELL.replace("{repo}", REPO_URL)
 
 
 def execute(path: str | os.PathLike, out: str | os.PathLike | None = None, timeout: int = 900) -> float:
@@ -229,6 +257,48 @@ def portability(configs: list[str], out_dir: str | os.PathLike = "outputs/portab
     return 1 if failures else 0
 
 
+def real_smoke(out_dir: str | os.PathLike = "outputs/real-smoke", notebooks: list[str] | None = None,
+               timeout: int = 900) -> int:
+    """Execute every notebook in ``OGCLIP_MODE=real`` with random-init stand-ins and the network off.
+
+    Stand-ins of every official file (:mod:`ogclip_utils.standins`) are written into a fresh
+    temporary ``$OGCLIP_CACHE``; the kernels run with ``tests/netguard`` on ``PYTHONPATH``,
+    which refuses every connection that is not loopback, and ``HF_HUB_OFFLINE=1``. Outputs
+    are written to ``out_dir`` and not compared (stand-ins carry no knowledge): this checks
+    that each notebook runs top to bottom in real mode. Returns the number of failures."""
+    import tempfile
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(tempfile.mkdtemp(prefix="ogclip-real-cache-"))
+    guard = str(REPO_ROOT / "tests" / "netguard")
+    saved = {k: os.environ.get(k) for k in ("OGCLIP_CACHE", "OGCLIP_MODE", "HF_HUB_OFFLINE", "PYTHONPATH")}
+    os.environ.update(OGCLIP_CACHE=str(cache), OGCLIP_MODE="real", HF_HUB_OFFLINE="1",
+                      PYTHONPATH=os.pathsep.join([guard, str(REPO_ROOT)] + ([saved["PYTHONPATH"]] if saved["PYTHONPATH"] else [])))
+    failures = 0
+    try:
+        t = time.time()
+        standins.write_all()
+        print(f"stand-ins written to {cache} in {time.time() - t:.0f} s; network refused in the kernels", flush=True)
+        paths_ = [Path(p) for p in notebooks] if notebooks else sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+        for p in paths_:
+            try:
+                dt = execute(p, out / p.name, timeout=timeout)
+                print(f"  {p.name:36s} ran in real mode  {dt:6.1f} s", flush=True)
+            except Exception as exc:  # noqa: BLE001 - report every notebook, then fail
+                failures += 1
+                print(f"  {p.name:36s} FAILED: {type(exc).__name__}: {str(exc)[-1500:]}", flush=True)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(cache, ignore_errors=True)
+    print(f"real-mode smoke run: {len(paths_) - failures} of {len(paths_)} notebooks ran", flush=True)
+    return failures
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ogclip_utils.nbtools")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -241,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="repeatable; default: all of " + ", ".join(NUMERIC_CONFIGS))
     q.add_argument("--out", default="outputs/portability")
     q.add_argument("notebooks", nargs="*", help="default: every numbered notebook")
+    r = sub.add_parser("real-smoke", help="execute every notebook in real mode with random-init stand-ins, network off")
+    r.add_argument("--out", default="outputs/real-smoke")
+    r.add_argument("notebooks", nargs="*", help="default: every numbered notebook")
     w = sub.add_parser("with-config", help="run a command under a numeric configuration (used by make test-portable)")
     w.add_argument("config", choices=sorted(NUMERIC_CONFIGS))
     w.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command")
@@ -255,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         os.execvpe(cmd[0], cmd, env)
     if a.cmd == "demo":
         return demo(a.out)
+    if a.cmd == "real-smoke":
+        return 1 if real_smoke(a.out, a.notebooks or None) else 0
     if a.cmd == "portability":
         return portability(a.config or list(NUMERIC_CONFIGS), a.out, a.notebooks or None)
     for pth in a.paths:

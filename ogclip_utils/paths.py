@@ -2,6 +2,7 @@
 
 - :data:`REPO_ROOT` and its folders (``data/``, ``checkpoints/``, ``notebooks/``), found from
   this file, so nothing depends on the working directory (``../`` breaks in Colab).
+- :func:`outputs_dir`: ``outputs/<name>/`` in the repository, for files a notebook writes.
 - :func:`cache_dir`: ``$OGCLIP_CACHE`` (default ``~/.cache/ogclip``) and its sub-folders —
   the single place every download and every cached text embedding goes.
 - :func:`safe_name`: the one sanitiser for user strings (class names, sample ids) that become
@@ -18,6 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+OUTPUT_DIR = REPO_ROOT / "outputs"
+#: The course's repository: the one address Colab clones (the notebooks' setup cell and badges
+#: carry it too; ``tests/test_notebook_setup.py`` checks they agree).
+REPO_URL = "https://github.com/ogclip/object-guided-clip"
 
 
 def cache_dir(kind: str = "") -> Path:
@@ -39,3 +44,10 @@ def safe_name(name: object, max_len: int = 40, keep_dots: bool = False, default:
     allowed = r"[^A-Za-z0-9_.-]+" if keep_dots else r"[^A-Za-z0-9_-]+"
     s = re.sub(allowed, "_", str(name)).strip("._-")[:max_len].rstrip(".")
     return s or default
+
+
+def outputs_dir(name: str) -> Path:
+    """``<repository>/outputs/<name>/`` (created; ``name`` sanitised): where notebooks write files."""
+    path = OUTPUT_DIR / safe_name(name, max_len=60, keep_dots=False, default="outputs")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

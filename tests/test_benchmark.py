@@ -141,3 +141,21 @@ def test_prob_thd_sweep_by_hand():
     np.testing.assert_allclose(curve, [(1 / 2 + 2 / 3) / 2, 1.0, (2 / 3 + 1 / 2) / 2, 0.25])
     with pytest.raises(ValueError, match="equal length"):
         benchmark.prob_thd_sweep([r], [], [0.1], 2)
+
+
+def test_the_seeds_benchmark_flags_and_the_model_named_in_results(tmp_path):
+    """--no-slide-inference runs whole images (crop 0); results.json and summary.txt name the CLIP that ran."""
+    import json as _json
+
+    from ogclip_utils import cli
+
+    out = tmp_path / "b"
+    assert cli.main(["benchmark", "--dataset", "shapes", "--num-samples", "2", "--size", "64",
+                     "--no-slide-inference", "--model", "tiny-shapes", "--output-dir", str(out), "--no-progress"]) == 0
+    res = _json.loads((out / "results.json").read_text())
+    assert res["settings"]["slide_crop"] == 0 and res["settings"]["slide_stride"] is None
+    assert res["settings"]["clip_model"] == "tiny-shapes"
+    summary = (out / "summary.txt").read_text()
+    assert "whole image" in summary and "Models: CLIP tiny-shapes" in summary
+    assert cli.main(["benchmark", "--dataset", "shapes", "--num-samples", "1", "--no-slide-inference",
+                     "--slide-crop", "32", "--output-dir", str(out)]) == 2

@@ -43,3 +43,16 @@ def test_colab_and_describe(monkeypatch, tmp_path):
     assert info.mode == "offline" and info.device == "cpu" and "torch=" in str(info)
     assert env.cache_dir("x") == tmp_path / "x"
     assert isinstance(np.random.default_rng(0), np.random.Generator)
+
+
+def test_auto_means_real_in_colab_and_says_why(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setenv("OGCLIP_MODE", "auto")
+    monkeypatch.setenv("OGCLIP_CACHE", str(__import__("tempfile").mkdtemp()))
+    assert env.get_mode() == "offline" and "no official weights" in env.mode_reason()
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert env.get_mode() == "real" and "Colab" in env.mode_reason()
+    monkeypatch.setenv("OGCLIP_MODE", "offline")
+    assert env.mode_reason() == "offline (OGCLIP_MODE=offline)"

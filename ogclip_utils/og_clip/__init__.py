@@ -38,7 +38,7 @@ Everything is importable from ``ogclip_utils.og_clip`` as before.
 """
 from ..arrays import masked_crop  # noqa: F401  (the masked-crop baseline; og_clip.masked_crop, as before)
 from ..training import contrastive_loss  # noqa: F401  (og_clip.contrastive_loss, as before)
-from .samples import MASK_SOURCES, ObjectSample, TEST_SEED_BASE, TRAIN_SEED_BASE, coco_object_samples, interior_point, segment_point, shapes_samples  # noqa: F401
+from .samples import COCO_HOWTO, MASK_SOURCES, ObjectSample, TEST_SEED_BASE, TRAIN_SEED_BASE, coco_object_samples, coco_val2017, interior_point, segment_point, shapes_samples  # noqa: F401
 from .features import FeatureCache, clip_tokens, precompute_features  # noqa: F401
 from .model import ObjectGuidedCLIP, load_checkpoint, model_for, save_checkpoint  # noqa: F401
 from .retrieval import RetrievalReport, embed, evaluate_baseline, evaluate_model, evaluate_retrieval, make_galleries  # noqa: F401

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .. import data, models
+from .. import data, models, paths
 
 
 TRAIN_SEED_BASE = 70_000_000  # offline OG-CLIP training scenes
@@ -105,6 +105,21 @@ def _polygon_mask(polys: list, hw: tuple[int, int]) -> np.ndarray:
         if len(p) >= 6:
             draw.polygon([(float(p[i]), float(p[i + 1])) for i in range(0, len(p) - 1, 2)], fill=1)
     return np.asarray(canvas, bool)
+
+
+def coco_val2017() -> tuple[Path, Path] | None:
+    """(annotation file, image folder) of COCO val2017 in its published layout under
+    ``$OGCLIP_CACHE/datasets/coco/`` (``annotations/instances_val2017.json``, ``val2017/``),
+    or None when it is not there (then :data:`COCO_HOWTO` says how to get it)."""
+    root = paths.cache_dir("datasets") / "coco"
+    ann, img = root / "annotations" / "instances_val2017.json", root / "val2017"
+    return (ann, img) if ann.is_file() and img.is_dir() else None
+
+
+COCO_HOWTO = ("COCO val2017 is not in $OGCLIP_CACHE/datasets/coco/. Real-mode R@K needs "
+              "annotations/instances_val2017.json (from annotations_trainval2017.zip, 241 MB, "
+              "http://images.cocodataset.org/annotations/annotations_trainval2017.zip) and the images "
+              "val2017/ (http://images.cocodataset.org/zips/val2017.zip, about 0.8 GB), unpacked into that folder.")
 
 
 def coco_object_samples(annotation_file: str | os.PathLike, image_dir: str | os.PathLike, segmenter=None,

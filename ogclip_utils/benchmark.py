@@ -268,7 +268,8 @@ def _gather_stage_names(acc: Accumulator) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- outputs
-def save_prediction(out_dir: Path, sample: datasets.Sample, pred: np.ndarray, num_classes: int, save_vis: bool) -> None:
+def save_prediction(out_dir: Path, sample: datasets.Sample, pred: np.ndarray, num_classes: int, save_vis: bool,
+                    class_names: Sequence[str] | None = None) -> None:
     """``predictions/<id>.png`` (uint8 class ids) and, if asked, ``visualizations/<id>.png``."""
     from PIL import Image
 
@@ -279,7 +280,8 @@ def save_prediction(out_dir: Path, sample: datasets.Sample, pred: np.ndarray, nu
     Image.fromarray(pred.astype(np.uint8), mode="L").save(out_dir / "predictions" / f"{name}.png")
     if save_vis:
         (out_dir / "visualizations").mkdir(parents=True, exist_ok=True)
-        strip = np.concatenate([sample.image, viz.colorize(sample.label, num_classes), viz.colorize(pred, num_classes)], 1)
+        strip = np.concatenate([sample.image, viz.colorize(sample.label, class_names or num_classes),
+                                viz.colorize(pred, class_names or num_classes)], 1)
         Image.fromarray(strip).save(out_dir / "visualizations" / f"{name}.png")
 
 
@@ -353,7 +355,8 @@ def run_to_folder(ds: datasets.BenchDataset, settings: Settings, output_dir: str
     try:
         mine = list(range(rank, len(ds), world))
         acc, s = evaluate(ds, settings, indices=mine, progress=progress and rank == 0,
-                          on_prediction=lambda smp, pred: save_prediction(out, smp, pred, ds.num_classes, save_vis))
+                          on_prediction=lambda smp, pred: save_prediction(out, smp, pred, ds.num_classes, save_vis,
+                                                                          ds.class_names))
         if world > 1:
             acc = _all_reduce(acc, _gather_stage_names(acc))
         if rank == 0:

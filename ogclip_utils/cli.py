@@ -123,9 +123,9 @@ def cmd_segment(argv: list[str] | None = None) -> int:
         image, res, params, mode = _run(a, target=a.prompt)
         if a.edit == "segment":
             lm = np.asarray(res.label_map)
-            if a.prompt:
-                lm = np.where(pipeline.target_mask(res, a.vocabulary, a.prompt), lm, 0)
-            out_img = viz.overlay(image, lm, num_classes=len(res.dense.classes))
+            if a.prompt:  # only the target's pixels are coloured (-1: left untouched, whatever class 0 is)
+                lm = np.where(pipeline.target_mask(res, a.vocabulary, a.prompt), lm, -1)
+            out_img = viz.overlay(image, lm, vocabulary=list(res.dense.classes))
         else:
             mask = pipeline.target_mask(res, a.vocabulary, a.prompt)
             if not mask.any():

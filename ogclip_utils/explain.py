@@ -287,7 +287,7 @@ def write_html(path: Path, step_files: Sequence[Path], stats: dict, title: str, 
     """The one-page viewer. Every user-supplied string (title, class names, parameters) goes
     through ``html.escape``; image paths are relative to ``path``'s folder."""
     e = html.escape
-    pal = viz.palette(max(len(stats["classes"]), 2))
+    pal = viz.class_colours(list(stats["classes"]))
     root = path.parent
     buttons = "".join(f'<button type="button" data-step="{i + 1}" title="{e(t)}">{i + 1}</button>'
                       for i, (_, t, *_) in enumerate(STEPS))

@@ -115,9 +115,9 @@ def prob_thd_panel(images: Sequence[np.ndarray], dense_results: Sequence, labels
         ax[0].set_ylabel("dataset mIoU (%)")
         ax[0].set_title(f"{len(images)} images")
         miou_i = metrics.segmentation_metrics([lab], [labels[i]], n)["miou"]
-        for a, im, t in ((ax[1], images[i], f"image {i}"), (ax[2], viz.overlay(images[i], lab, num_classes=n),
+        for a, im, t in ((ax[1], images[i], f"image {i}"), (ax[2], viz.overlay(images[i], lab, vocabulary=class_names),
                                                              f"prob_thd {prob_thd:.2f}: mIoU {100 * miou_i:.0f} %"),
-                         (ax[3], viz.overlay(images[i], labels[i], num_classes=n), "ground truth")):
+                         (ax[3], viz.overlay(images[i], labels[i], vocabulary=class_names), "ground truth")):
             a.imshow(im)
             a.set_title(t, fontsize=9)
             a.axis("off")

@@ -88,10 +88,10 @@ def _class_id(result: dense.DenseResult, name: str) -> int:
 def plot_labels(result: dense.DenseResult, image: np.ndarray, gt: np.ndarray | None = None, title: str = ""):
     """Argmax map, its overlay on the image, and (optionally) the ground truth; returns the figure."""
 
-    n = len(result.classes)
-    panels = [("argmax map", draw.colorize(result.labels, n)), ("overlay", draw.overlay(image, result.labels, num_classes=n))]
+    names = list(result.classes)  # colours by name (viz.class_colours)
+    panels = [("argmax map", draw.colorize(result.labels, names)), ("overlay", draw.overlay(image, result.labels, vocabulary=names))]
     if gt is not None:
-        panels.append(("ground truth", draw.colorize(gt, n)))
+        panels.append(("ground truth", draw.colorize(gt, names)))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels) + 1.6, 3.2))
     for ax, (t, im) in zip(axes, panels):
         ax.imshow(im)
@@ -110,10 +110,10 @@ def plot_confidence(result: dense.DenseResult, image: np.ndarray, threshold: flo
     marked white; the argmax overlay weighted by confidence. Returns the figure."""
 
     conf = result.confidence
-    n = len(result.classes)
-    unsure = draw.colorize(result.labels, n)
+    names = list(result.classes)  # colours by name (viz.class_colours)
+    unsure = draw.colorize(result.labels, names)
     unsure[conf < threshold] = 255
-    col = draw.colorize(result.labels, n).astype(np.float32)
+    col = draw.colorize(result.labels, names).astype(np.float32)
     a = (0.8 * conf)[..., None]
     weighted = (image.astype(np.float32) * (1 - a) + col * a).round().astype(np.uint8)
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.3))
@@ -136,14 +136,14 @@ def plot_postprocessed(result: dense.DenseResult, image: np.ndarray, logit_scale
 
     r = dense.postprocess(result, logit_scale=logit_scale, prob_thd=prob_thd)
     k = _class_id(r, class_name) if class_name else top_classes(r, 2)[-1]
-    n = len(r.classes)
+    names = list(r.classes)
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.3))
     axes[0].imshow(image)
     axes[0].set_title("image", fontsize=9)
     im = axes[1].imshow(r.probs[k], cmap="viridis", vmin=0, vmax=1)
     fig.colorbar(im, ax=axes[1], fraction=0.046)
     axes[1].set_title(f"p({r.classes[k]}), logit scale {logit_scale:g}", fontsize=9)
-    axes[2].imshow(draw.overlay(image, r.labels, num_classes=n))
+    axes[2].imshow(draw.overlay(image, r.labels, vocabulary=names))
     axes[2].set_title(f"labels, prob_thd {prob_thd:g}", fontsize=9)
     for ax in axes:
         ax.axis("off")

@@ -1,7 +1,11 @@
 """Figures shared by every notebook: one palette, overlays, points and boxes.
 
-Colours come from a golden-ratio walk around the hue circle, so class ``k`` has the same
-colour in every figure (class 0, background, is dark grey).
+Colours mean something (:func:`class_colours`): a class named after a colour is drawn in that
+colour ("blue square" is blue; the five shapes of one colour differ in lightness, and every
+label map has a legend), the background is found by name (the class whose first synonym is
+"background", wherever it sits in the vocabulary) and drawn dark grey, and other names get
+well-separated golden-ratio hues. :func:`palette` is the plain hue walk, for things that are
+not classes (instances, components).
 """
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..data import CLASS_NAMES
+from ..data import CLASS_NAMES, COLOURS, SHAPES
+from ..vocabulary import background_index
 
 
 def palette(n: int, seed_hue: float = 0.11) -> np.ndarray:
@@ -26,24 +31,84 @@ def palette(n: int, seed_hue: float = 0.11) -> np.ndarray:
     return out[:n]
 
 
-def colorize(label_map: np.ndarray, num_classes: int | None = None) -> np.ndarray:
-    """H×W int label map → H×W×3 uint8 colours (255 = ignore → white)."""
+BACKGROUND_RGB = (40, 40, 40)
+#: Lightness of the five shapes of one colour: 0 = the colour itself, < 0 towards black, > 0 towards white.
+SHAPE_SHADES = dict(zip(SHAPES, (0.0, -0.3, 0.35, -0.5, 0.6)))
+
+
+def _shade(rgb: Sequence[int], t: float) -> np.ndarray:
+    c = np.asarray(rgb, np.float64)
+    return np.round(c * (1 + t) if t < 0 else c + (255 - c) * t).astype(np.uint8)
+
+
+def class_colours(vocabulary: Sequence[str]) -> np.ndarray:
+    """C×3 uint8 RGB, one colour per class of ``vocabulary`` (names, "a, b" synonyms allowed).
+
+    - the background (first synonym "background", at any index) is dark grey;
+    - a name containing a shapes-world colour word ("red", "blue", …) gets that colour, and a
+      shape word after it sets the lightness (:data:`SHAPE_SHADES`: circle as is, square darker,
+      triangle lighter, star darkest, cross lightest), so "blue star" and "blue square" are
+      both blue and still told apart (with a legend);
+    - every other name gets the next well-separated golden-ratio hue.
+    """
+    names = [str(c).split(",")[0].strip().lower() for c in vocabulary]
+    bg = background_index(list(vocabulary))
+    out = np.zeros((len(names), 3), np.uint8)
+    hues = palette(len(names) + 1)[1:]  # skip palette's grey slot
+    k = 0
+    for i, name in enumerate(names):
+        words = name.replace("-", " ").split()
+        colour = next((w for w in words if w in COLOURS), None)
+        if i == bg:
+            out[i] = BACKGROUND_RGB
+        elif colour is not None:
+            shape = next((w for w in words if w in SHAPE_SHADES), None)
+            out[i] = _shade(COLOURS[colour], SHAPE_SHADES.get(shape, 0.0))
+        else:
+            out[i] = hues[k]
+            k += 1
+    return out
+
+
+def _colours_for(classes: "int | Sequence[str] | None", label_map: np.ndarray) -> np.ndarray:
+    if classes is not None and not isinstance(classes, (int, np.integer)):
+        return class_colours(list(classes))
     lm = np.asarray(label_map)
-    n = int(num_classes or (lm[lm != 255].max() + 1 if (lm != 255).any() else 1))
-    pal = palette(max(n, 2))
+    valid = (lm != 255) & (lm >= 0)
+    n = int(classes or (lm[valid].max() + 1 if valid.any() else 1))
+    return palette(max(n, 2))
+
+
+def colorize(label_map: np.ndarray, classes: "int | Sequence[str] | None" = None) -> np.ndarray:
+    """H×W int label map → H×W×3 uint8 colours.
+
+    ``classes``: the vocabulary (colours by :func:`class_colours`: true colours, background by
+    name) or, for maps that are not classes, a count (:func:`palette`). 255 (ignore) → white;
+    negative ids (unassigned) → the background grey."""
+    lm = np.asarray(label_map)
+    pal = _colours_for(classes, lm)
     out = pal[np.clip(lm, 0, len(pal) - 1)]
+    out[lm < 0] = BACKGROUND_RGB
     out[lm == 255] = 255
     return out
 
 
 def overlay(image: np.ndarray, label_map: np.ndarray, alpha: float = 0.55, num_classes: int | None = None,
-            skip_background: bool = True) -> np.ndarray:
-    """Blend class colours over ``image`` (uint8 H×W×3); background left untouched by default."""
-    col = colorize(label_map, num_classes).astype(np.float32)
+            skip_background: bool = True, vocabulary: Sequence[str] | None = None) -> np.ndarray:
+    """Blend class colours over ``image`` (uint8 H×W×3).
+
+    With ``vocabulary`` the colours are :func:`class_colours` and the background is the class
+    named "background" (none: every class is drawn); without it, class 0 is the background
+    (``num_classes`` palette colours). ``skip_background`` leaves background pixels untouched;
+    negative ids (e.g. pixels outside a selected class) are always left untouched."""
+    lm = np.asarray(label_map)
+    col = colorize(lm, vocabulary if vocabulary is not None else num_classes).astype(np.float32)
     img = np.asarray(image, np.float32)
-    a = np.full(label_map.shape, alpha, np.float32)
-    if skip_background:
-        a[np.asarray(label_map) == 0] = 0.0
+    a = np.full(lm.shape, alpha, np.float32)
+    bg = background_index(list(vocabulary)) if vocabulary is not None else 0
+    if skip_background and bg is not None:
+        a[lm == bg] = 0.0
+    a[lm < 0] = 0.0
     return (img * (1 - a[..., None]) + col * a[..., None]).round().astype(np.uint8)
 
 
@@ -97,10 +162,10 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None
 
 
 def legend_patches(class_names: Sequence[str], present: Sequence[int] | None = None):
-    """Legend handles (matplotlib patches) in palette colours for the given class ids."""
+    """Legend handles (matplotlib patches) in :func:`class_colours` for the given class ids."""
     import matplotlib.patches as patches
 
-    pal = palette(len(class_names))
+    pal = class_colours(list(class_names))
     ids = range(len(class_names)) if present is None else present
     return [patches.Patch(color=pal[i] / 255.0, label=class_names[i]) for i in ids]
 
@@ -135,7 +200,7 @@ def scene_figure(scene, class_names: Sequence[str] | None = None, size: float = 
     fig, axes = plt.subplots(1, 3, figsize=(3 * size, size + 0.4))
     axes[0].imshow(scene.image)
     axes[0].set_title("image")
-    axes[1].imshow(colorize(scene.labels, len(names)))
+    axes[1].imshow(colorize(scene.labels, names))
     axes[1].set_title("labels (class ids)")
     axes[2].imshow(scene.instances, cmap="tab10", interpolation="nearest", vmin=0, vmax=9)
     axes[2].set_title("instances")

@@ -38,7 +38,7 @@ def _legend(ax, v, ids) -> None:
 
 
 def _palette(v) -> np.ndarray:
-    return draw.palette(max(len(v.classes), 2))
+    return draw.class_colours(list(v.classes))
 
 
 def _present(v) -> list[int]:
@@ -59,7 +59,7 @@ def _colour_ids(ids: np.ndarray, n: int) -> np.ndarray:
 
 
 def _class_img(v, lm: np.ndarray) -> np.ndarray:
-    out = draw.colorize(np.where(lm < 0, 0, lm), len(v.classes))
+    out = draw.colorize(np.where(lm < 0, 0, lm), list(v.classes))
     out[lm < 0] = 0
     return out
 
@@ -149,8 +149,8 @@ def step_confidence_maps(v):
 
 def step_dense_prediction(v):
     fig, ax = _fig(2, title="SCLIP dense prediction (argmax)")
-    ax[0, 0].imshow(draw.colorize(v.argmax, len(v.classes)))
-    ax[0, 1].imshow(draw.overlay(v.image, v.argmax, num_classes=len(v.classes)))
+    ax[0, 0].imshow(draw.colorize(v.argmax, list(v.classes)))
+    ax[0, 1].imshow(draw.overlay(v.image, v.argmax, vocabulary=list(v.classes)))
     _legend(ax[0, 1], v, _present(v)[:12])
     return fig
 
@@ -164,7 +164,7 @@ def step_prediction_confidences(v):
     unsure = v.max_prob < (min_conf if min_conf is not None else 0.5)
     ax[0, 1].imshow(draw.mask_overlay(v.image, unsure, color=(230, 30, 30), alpha=0.6))
     ax[0, 1].set_title(f"uncertain: {100 * unsure.mean():.1f}% of pixels", fontsize=9)
-    col = draw.colorize(v.argmax, len(v.classes)).astype(np.float32)
+    col = draw.colorize(v.argmax, list(v.classes)).astype(np.float32)
     a = v.max_prob[..., None]
     ax[0, 2].imshow((v.image * (1 - a) + col * a).round().astype(np.uint8))
     ax[0, 2].set_title("colour weighted by confidence", fontsize=9)
@@ -273,16 +273,16 @@ def step_overlap_resolution(v):
 def step_final_segmentation(v):
     final_ids = sorted({int(c) for c in np.unique(v.label_map)})
     fig, ax = _fig(2, title="Final segmentation")
-    ax[0, 0].imshow(draw.colorize(v.label_map, len(v.classes)))
-    ax[0, 1].imshow(draw.overlay(v.image, v.label_map, num_classes=len(v.classes)))
+    ax[0, 0].imshow(draw.colorize(v.label_map, list(v.classes)))
+    ax[0, 1].imshow(draw.overlay(v.image, v.label_map, vocabulary=list(v.classes)))
     _legend(ax[0, 1], v, final_ids[:12])
     return fig
 
 
 def step_comparison(v):
     fig, ax = _fig(4, size=3.0, title=f"Comparison — {v.num_queries} segmenter queries (a {GRID_SIDE}×{GRID_SIDE} grid: {GRID_SIDE ** 2})")
-    for a, im, t in zip(ax[0], (v.image, draw.overlay(v.image, v.argmax, num_classes=len(v.classes)), v.max_prob,
-                                 draw.overlay(v.image, v.label_map, num_classes=len(v.classes))),
+    for a, im, t in zip(ax[0], (v.image, draw.overlay(v.image, v.argmax, vocabulary=list(v.classes)), v.max_prob,
+                                 draw.overlay(v.image, v.label_map, vocabulary=list(v.classes))),
                         ("raw", "SCLIP", "confidences", "final")):
         a.imshow(im, cmap="viridis" if im.ndim == 2 else None, vmin=0 if im.ndim == 2 else None, vmax=1 if im.ndim == 2 else None)
         a.set_title(t, fontsize=9)

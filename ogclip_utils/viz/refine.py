@@ -31,15 +31,15 @@ def show_prompt_steps(result, size: float = 3.0):
     """Five panels: max probability, thresholded map, components, size-filtered regions,
     prompts (green stars positive, red crosses negative). Returns the figure."""
     ex = result.extraction
-    n = len(result.vocabulary)
+    names = list(result.vocabulary)  # colours by name (viz.class_colours)
     fig, ax = _axes(5, size)
     ax[0].imshow(ex.max_prob, vmin=0, vmax=1, cmap="magma")
     ax[0].set_title("max class probability")
-    ax[1].imshow(draw.colorize(np.where(ex.thresholded < 0, 0, ex.thresholded), n))
+    ax[1].imshow(draw.colorize(np.where(ex.thresholded < 0, 0, ex.thresholded), names))
     ax[1].set_title(f"≥ min_confidence {ex.params['min_confidence']:.2f}")
     ax[2].imshow(draw.colorize(ex.components % 30 + (ex.components > 0), 31))
     ax[2].set_title(f"{ex.num_components} components")
-    ax[3].imshow(draw.colorize(np.where(ex.kept > 0, ex.thresholded, 0), n))
+    ax[3].imshow(draw.colorize(np.where(ex.kept > 0, ex.thresholded, 0), names))
     ax[3].set_title(f"{ex.num_kept} kept (≥ {ex.params['min_region_size']} px)")
     ax[4].imshow(result.image)
     for p in ex.prompts:
@@ -105,17 +105,17 @@ def show_overlap(result, size: float = 3.2):
     """Before / after overlap resolution: every classified mask outlined (overlaps brighter),
     the claim count, and the resolved label map."""
     ref = result.refined
-    n = len(result.vocabulary)
+    names = list(result.vocabulary)  # colours by name (viz.class_colours)
     fig, ax = _axes(3, size)
-    stack = np.zeros(result.image.shape[:2], np.int64)
+    stack = np.full(result.image.shape[:2], -1, np.int64)  # -1: no mask here (class 0 may be a real class)
     for inst in ref.before_overlap:
-        stack = np.where(inst.mask & (stack == 0), inst.class_id, stack)
-    ax[0].imshow(draw.overlay(result.image, stack, num_classes=n))
+        stack = np.where(inst.mask & (stack < 0), inst.class_id, stack)
+    ax[0].imshow(draw.overlay(result.image, stack, vocabulary=names))
     ax[0].set_title(f"{len(ref.before_overlap)} masks before")
     claims = ref.claims if ref.claims is not None else np.zeros(result.image.shape[:2], int)
     ax[1].imshow(claims, cmap="viridis", vmin=0, vmax=max(2, int(claims.max())))
     ax[1].set_title(f"claims per pixel (max {int(claims.max())})")
-    ax[2].imshow(draw.overlay(result.image, result.label_map, num_classes=n))
+    ax[2].imshow(draw.overlay(result.image, result.label_map, vocabulary=names))
     ax[2].set_title(f"{len(ref.instances)} instances after")
     fig.tight_layout()
     return draw.close_figure(fig)
@@ -123,11 +123,11 @@ def show_overlap(result, size: float = 3.2):
 
 def comparison_grid(result, gt: np.ndarray | None = None, size: float = 3.0):
     """image | dense argmax | confidence | final (| ground truth). Returns the figure."""
-    n = len(result.vocabulary)
-    panels = [(result.image, "image"), (draw.colorize(result.dense_label_map, n), "dense argmax"),
-              (result.extraction.max_prob, "confidence"), (draw.colorize(result.label_map, n), "refined")]
+    names = list(result.vocabulary)  # colours by name (viz.class_colours)
+    panels = [(result.image, "image"), (draw.colorize(result.dense_label_map, names), "dense argmax"),
+              (result.extraction.max_prob, "confidence"), (draw.colorize(result.label_map, names), "refined")]
     if gt is not None:
-        panels.append((draw.colorize(np.asarray(gt), n), "ground truth"))
+        panels.append((draw.colorize(np.asarray(gt), names), "ground truth"))
     fig, ax = _axes(len(panels), size)
     for a, (im, t) in zip(ax, panels):
         a.imshow(im, vmin=0, vmax=1, cmap="magma") if im.ndim == 2 else a.imshow(im)

@@ -173,11 +173,7 @@ class TorchvisionDetector:
         self.device = env.get_device(device)
         if model is None:
             model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None)
-            path = Path(checkpoint) if checkpoint else weights.checkpoint_path(self.NAME)
-            if not path.exists():
-                if checkpoint:
-                    raise FileNotFoundError(f"detector checkpoint not found: {path}")
-                path = weights.download(self.NAME)
+            path = weights.local_file(self.NAME, checkpoint)
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
                 model.load_state_dict(state)
@@ -221,8 +217,7 @@ class YoloDetector:
         by_file = {ck.filename: k for k, ck in weights.REGISTRY.items() if ck.kind == "detector"}
         src = by_file.get(src, src)  # "yolo11n.pt", as ultralytics users write it, is the registry's yolo11n
         if src in weights.REGISTRY:
-            path = weights.checkpoint_path(src)
-            src = str(path if path.exists() else weights.download(src))
+            src = str(weights.local_file(src))
         elif not src.endswith(".yaml") and not Path(src).exists():
             raise FileNotFoundError(f"YOLO weights {src!r} not found: pass 'yolo11n' (downloaded into the cache), "
                                     "a local .pt file or a .yaml architecture")

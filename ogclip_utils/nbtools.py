@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -216,6 +217,22 @@ def compare_executed(reference: str | os.PathLike, executed: str | os.PathLike) 
     return rows
 
 
+@contextlib.contextmanager
+def _environment(**values: str):
+    """Set environment variables for the duration of a block (kernels started inside inherit
+    them); the previous values, or their absence, come back afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def portability(configs: list[str], out_dir: str | os.PathLike = "outputs/portability",
                 notebooks: list[str] | None = None) -> int:
     """Execute the notebooks under each of ``configs`` (names of :data:`NUMERIC_CONFIGS`) and
@@ -228,9 +245,7 @@ def portability(configs: list[str], out_dir: str | os.PathLike = "outputs/portab
     for name in configs:
         env = NUMERIC_CONFIGS[name]
         print(f"== {name}: {' '.join(f'{k}={v}' for k, v in env.items()) or '(machine default)'}", flush=True)
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with _environment(**env):
             for nbp in paths:
                 dst = Path(out_dir) / name / nbp.name
                 dst.parent.mkdir(parents=True, exist_ok=True)
@@ -248,12 +263,6 @@ def portability(configs: list[str], out_dir: str | os.PathLike = "outputs/portab
                     tol = "exact" if r["tolerance"] is None else f"tol {r['tolerance']:g}"
                     size = "" if r["max_abs"] is None else f" max |Δ| {r['max_abs']:.4g}"
                     print(f"    cell {r['cell']:3d} [{tol}] {r['status']}{size}: {r['detail']}", flush=True)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
     return 1 if failures else 0
 
 
@@ -272,28 +281,22 @@ def real_smoke(out_dir: str | os.PathLike = "outputs/real-smoke", notebooks: lis
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(tempfile.mkdtemp(prefix="ogclip-real-cache-"))
     guard = str(REPO_ROOT / "tests" / "netguard")
-    saved = {k: os.environ.get(k) for k in ("OGCLIP_CACHE", "OGCLIP_MODE", "HF_HUB_OFFLINE", "PYTHONPATH")}
-    os.environ.update(OGCLIP_CACHE=str(cache), OGCLIP_MODE="real", HF_HUB_OFFLINE="1",
-                      PYTHONPATH=os.pathsep.join([guard, str(REPO_ROOT)] + ([saved["PYTHONPATH"]] if saved["PYTHONPATH"] else [])))
+    pythonpath = os.pathsep.join([guard, str(REPO_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
+    paths_ = [Path(p) for p in notebooks] if notebooks else sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
     failures = 0
     try:
-        t = time.time()
-        standins.write_all()
-        print(f"stand-ins written to {cache} in {time.time() - t:.0f} s; network refused in the kernels", flush=True)
-        paths_ = [Path(p) for p in notebooks] if notebooks else sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
-        for p in paths_:
-            try:
-                dt = execute(p, out / p.name, timeout=timeout)
-                print(f"  {p.name:36s} ran in real mode  {dt:6.1f} s", flush=True)
-            except Exception as exc:  # noqa: BLE001 - report every notebook, then fail
-                failures += 1
-                print(f"  {p.name:36s} FAILED: {type(exc).__name__}: {str(exc)[-1500:]}", flush=True)
+        with _environment(OGCLIP_CACHE=str(cache), OGCLIP_MODE="real", HF_HUB_OFFLINE="1", PYTHONPATH=pythonpath):
+            t = time.time()
+            standins.write_all()
+            print(f"stand-ins written to {cache} in {time.time() - t:.0f} s; network refused in the kernels", flush=True)
+            for p in paths_:
+                try:
+                    dt = execute(p, out / p.name, timeout=timeout)
+                    print(f"  {p.name:36s} ran in real mode  {dt:6.1f} s", flush=True)
+                except Exception as exc:  # noqa: BLE001 - report every notebook, then fail
+                    failures += 1
+                    print(f"  {p.name:36s} FAILED: {type(exc).__name__}: {str(exc)[-1500:]}", flush=True)
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         shutil.rmtree(cache, ignore_errors=True)
     print(f"real-mode smoke run: {len(paths_) - failures} of {len(paths_)} notebooks ran", flush=True)
     return failures

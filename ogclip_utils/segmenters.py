@@ -10,7 +10,6 @@ scores C, low-res logits C×256×256)`` calls.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -242,11 +241,7 @@ def load_sam2(name: str = "sam2.1-hiera-tiny", checkpoint: str | None = None, de
     dev = env.get_device(device)
     model = build_sam2(cfg, ckpt_path=None, device=str(dev), mode="eval")
     if checkpoint != "random":
-        path = Path(checkpoint) if checkpoint else weights.checkpoint_path(ck.name)
-        if not path.exists():
-            if checkpoint:
-                raise FileNotFoundError(f"SAM2 checkpoint not found: {path}")
-            path = weights.download(ck.name)
+        path = weights.local_file(ck.name, checkpoint)
         try:
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - re-raised with advice

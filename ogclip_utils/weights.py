@@ -113,6 +113,18 @@ def real_weights_available() -> bool:
         return False
 
 
+def local_file(name: str, checkpoint: str | os.PathLike | None = None) -> Path:
+    """The weight file a loader should open: ``checkpoint`` when given (it must exist), else the
+    registry file in the cache, downloaded there once by :func:`download` when missing."""
+    if checkpoint:
+        path = Path(checkpoint)
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        return path
+    path = checkpoint_path(name)
+    return path if path.exists() else download(name)
+
+
 def folder_path(name: str) -> Path:
     """Where a folder checkpoint (kind ``"inpainting"``) lives: ``$OGCLIP_CACHE/diffusers/<filename>/``."""
     ck = entry(name)

@@ -137,3 +137,17 @@ def test_tiny_random_and_bad_names():
         models.load_clip("tiny-shapes", pretrained="/nonexistent/tiny.safetensors")
     with pytest.raises(ValueError, match="texts"):
         clip.encode_texts("not a list")
+
+
+def test_local_file_prefers_the_given_checkpoint_then_the_cache(tmp_path, monkeypatch):
+    from ogclip_utils import weights
+
+    monkeypatch.setenv("OGCLIP_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        weights.local_file("sam2.1-hiera-tiny", tmp_path / "missing.pt")
+    cached = weights.checkpoint_path("sam2.1-hiera-tiny")
+    cached.write_bytes(b"x")
+    assert weights.local_file("sam2.1-hiera-tiny") == cached, "a file in the cache is used as it is, never re-fetched"
+    given = tmp_path / "mine.pt"
+    given.write_bytes(b"y")
+    assert weights.local_file("sam2.1-hiera-tiny", given) == given

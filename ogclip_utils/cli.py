@@ -6,7 +6,6 @@ any command lists its options.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -18,6 +17,7 @@ from PIL import Image
 from . import benchmark, data, datasets, dense, detectors, env, explain, grounding, models, og_clip, paths, pipeline
 from . import edit as edit_mod
 from . import prompts, refine, tiny_clip, viz, weights
+from .og_clip import context_eval, folder, recipe
 
 
 # ----------------------------------------------------------------------------- segment / explain
@@ -225,67 +225,124 @@ def cmd_benchmark(argv: list[str] | None = None) -> int:
 
 
 # ----------------------------------------------------------------------------- Object-Guided CLIP
-def _og_shapes_feats(first_seed: int, n: int, mask_source: str, clip):
-    samples = og_clip.shapes_samples(range(first_seed, first_seed + n), mask_source=mask_source)
-    return og_clip.precompute_features(samples, clip)
+def _og_samples(path: str | None, relational: int, attribute: int, first_seed: int, segmenter_name: str | None):
+    """A dataset folder's samples, or the offline context task rendered from ``first_seed``."""
+
+    seg = models.segmenter_by_name(segmenter_name) if segmenter_name else None
+    if path:
+        return folder.read_folder(path, segmenter=seg)
+    samples = (recipe.train_samples(relational, attribute, first_seed, progress=True) if first_seed < og_clip.context.TEST_SEED_BASE
+               else recipe.test_samples(relational, attribute, first_seed))
+    return og_clip.segmenter_masks(samples, seg) if seg is not None else samples
 
 
 def cmd_train(argv: list[str] | None = None) -> int:
-    """``python -m ogclip_utils train``: train OG-CLIP on shapes-world scenes, save the best checkpoint."""
+    """``python -m ogclip_utils train``: train Object-Guided CLIP on the context task (or a dataset folder)."""
 
+    r = recipe.RECIPE
     p = argparse.ArgumentParser(prog="python -m ogclip_utils train", description=cmd_train.__doc__)
-    p.add_argument("--train-scenes", type=int, default=400, help="number of training scenes (seeds from 70,000,000)")
-    p.add_argument("--val-scenes", type=int, default=100, help="validation scenes (held-out seeds from 80,000,000)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--data-path", default=None,
+                   help="dataset folder with samples.json (og_clip.folder); default: render the offline context task")
+    p.add_argument("--val-path", default=None, help="validation folder (default: held-out rendered scenes offline)")
+    p.add_argument("--output-dir", default="outputs/og_clip", help="writes og-clip.safetensors and og-clip.history.json")
+    p.add_argument("--relational-scenes", type=int, default=r["relational_scenes"])
+    p.add_argument("--attribute-scenes", type=int, default=r["attribute_scenes"])
+    p.add_argument("--steps", type=int, default=r["steps"])
+    p.add_argument("--batch", type=int, default=r["batch"])
+    p.add_argument("--lr", type=float, default=r["lr"])
+    p.add_argument("--lr-text", type=float, default=r["lr_text"])
+    p.add_argument("--lr-tokens", type=float, default=r["lr_tokens"])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fusion", choices=("conv", "attention"), default="conv")
-    for b in ("object", "mask", "clip"):
-        p.add_argument(f"--no-{b}", action="store_true", help=f"switch the {b} branch off (ablation)")
-    p.add_argument("--mask-source", choices=og_clip.MASK_SOURCES, default="segmenter",
-                   help="segmenter (default) or ground_truth (ablation only)")
-    p.add_argument("--out", default="outputs/og_clip.safetensors", help="best checkpoint (safetensors)")
+    p.add_argument("--variant", choices=list(recipe.VARIANTS), default="OG-CLIP (late fusion)",
+                   help="an ablation of the full model")
+    p.add_argument("--model", default=None, help="CLIP to build on (default: the mode's; tiny-shapes offline)")
+    p.add_argument("--segmenter", default=None, help="masks from this segmenter given the points (default: ground truth)")
+    p.add_argument("--eval-every", type=int, default=300)
     a = p.parse_args(argv)
-    if min(a.train_scenes, a.val_scenes) < 2:
-        p.error("--train-scenes and --val-scenes must be ≥ 2")
-    env.seed_everything(a.seed)
-    clip = models.load_clip("tiny-shapes")
-    train = _og_shapes_feats(og_clip.TRAIN_SEED_BASE, a.train_scenes, a.mask_source, clip)
-    val = _og_shapes_feats(og_clip.TEST_SEED_BASE + 1_000_000, a.val_scenes, a.mask_source, clip)
-    model = og_clip.model_for(train, use_object=not a.no_object, use_mask=not a.no_mask, use_clip=not a.no_clip, fusion=a.fusion)
-    cfg = og_clip.TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, checkpoint=a.out)
-    hist = og_clip.Trainer(model, train, val, cfg).fit()
-    print(f"best validation text→image R@1 {hist.best_val_r1:.1f} % at epoch {hist.best_epoch + 1}; saved {a.out}")
-    Path(a.out).with_suffix(".history.json").write_text(json.dumps(dataclasses.asdict(hist)))
+    if a.steps < 1 or a.batch < 2:
+        p.error("--steps must be ≥ 1 and --batch ≥ 2")
+    out = Path(a.output_dir)
+    if (out / "og-clip.safetensors").exists():
+        p.error(f"{out / 'og-clip.safetensors'} exists; choose another --output-dir (nothing was overwritten)")
+    try:
+        train = _og_samples(a.data_path, a.relational_scenes, a.attribute_scenes, og_clip.context.TRAIN_SEED_BASE + a.seed * 0,
+                            a.segmenter)
+        val = _og_samples(a.val_path, 200, 150, og_clip.context.TEST_SEED_BASE + 2_000_000, a.segmenter) \
+            if (a.val_path or not a.data_path) else None
+    except (FileNotFoundError, folder.FolderError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    clip = models.clip_by_name(a.model)
+    cfg = og_clip.GuidedConfig(**recipe.VARIANTS[a.variant])
+    full = cfg.fusion == "early"
+    dtr = og_clip.prepare_data(train, clip, tokens=not full, full=full, progress=True)
+    dval = og_clip.prepare_data(val, clip, tokens=not full, full=full) if val else None
+    st = og_clip.TrainSettings(steps=a.steps, batch=min(a.batch, len(train)), lr=a.lr, lr_text=a.lr_text,
+                               lr_tokens=a.lr_tokens, seed=a.seed, eval_every=a.eval_every)
+    run = recipe.train_run(clip, dtr, dval, cfg, st)
+    path = recipe.save_run(run, out, variant=a.variant, data=a.data_path or "offline context task",
+                           scenes=len(train))
+    last = run.history.rows[-1] if run.history.rows else {}
+    print(f"{a.variant}: {run.minutes:.1f} min; validation within-scene "
+          + ", ".join(f"{k} {100 * v:.1f} %" for k, v in last.items() if k in ("relational", "attribute"))
+          + f"; saved {path}")
     return 0
 
 
 def cmd_evaluate(argv: list[str] | None = None) -> int:
-    """``python -m ogclip_utils evaluate``: retrieval of a checkpoint and the frozen-CLIP baselines on held-out scenes."""
+    """``python -m ogclip_utils evaluate``: a checkpoint against the frozen-CLIP baselines on held-out samples."""
 
     p = argparse.ArgumentParser(prog="python -m ogclip_utils evaluate", description=cmd_evaluate.__doc__)
-    p.add_argument("--checkpoint", default="outputs/og_clip.safetensors")
-    p.add_argument("--test-scenes", type=int, default=200, help="held-out scenes (seeds from 80,000,000)")
-    p.add_argument("--mask-source", choices=og_clip.MASK_SOURCES, default="segmenter")
+    p.add_argument("--checkpoint", default=str(paths.CHECKPOINT_DIR / og_clip.guided.PRETRAINED))
+    p.add_argument("--data-path", default=None, help="dataset folder (default: the held-out rendered scenes)")
+    p.add_argument("--relational-scenes", type=int, default=recipe.TEST_SCENES["relational"])
+    p.add_argument("--attribute-scenes", type=int, default=recipe.TEST_SCENES["attribute"])
+    p.add_argument("--segmenter", default=None,
+                   help="turn each object's points into its mask with this segmenter (classical, sam2.1-hiera-*) and "
+                        "report mask quality; default: the ground-truth masks")
+    p.add_argument("--baselines", nargs="*", default=list(context_eval.BASELINES), choices=context_eval.BASELINES)
     p.add_argument("--seed", type=int, default=0, help="gallery order and tie-breaking")
     p.add_argument("--json", default=None, help="also write the reports here")
     a = p.parse_args(argv)
-    if a.test_scenes < 2:
-        p.error("--test-scenes must be ≥ 2")
-    model = og_clip.load_checkpoint(a.checkpoint)
-    clip = models.load_clip("tiny-shapes")
-    test = _og_shapes_feats(og_clip.TEST_SEED_BASE, a.test_scenes, a.mask_source, clip)
-    gal = og_clip.make_galleries(test, seed=a.seed)
-    reps = {"CLIP global (frozen)": og_clip.evaluate_baseline(test, "global", gal, a.seed),
-            "CLIP masked crop (frozen)": og_clip.evaluate_baseline(test, "masked_crop", gal, a.seed),
-            "OG-CLIP": og_clip.evaluate_model(model, test, gal, a.seed)}
-    print(f"{len(test)} queries, {len(gal)} galleries of ~{reps['OG-CLIP'].gallery_size:.1f}, masks: {test.mask_source}")
-    print(f"{'method':28s} {'t2i R@1':>8s} {'t2i R@5':>8s} {'i2t R@1':>8s} {'scene R@1':>9s} {'mean rank':>9s}")
-    for name, r in reps.items():
-        print(f"{name:28s} {r.t2i_r1:8.1f} {r.t2i_r5:8.1f} {r.i2t_r1:8.1f} {r.t2i_scene_r1:9.1f} {r.mean_rank:9.2f}")
+    try:
+        model = og_clip.load_guided(a.checkpoint)
+        samples = _og_samples(a.data_path, a.relational_scenes, a.attribute_scenes, og_clip.context.TEST_SEED_BASE,
+                              a.segmenter)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    table = recipe.baseline_table(model.bundle, samples, a.baselines, seed=a.seed)
+    recipe.evaluate_run([model], og_clip.prepare_data(samples, model), f"OG-CLIP ({Path(a.checkpoint).name})",
+                        seed=a.seed, table=table)
+    kinds = {k: sum(s.kind == k for s in samples) for k in og_clip.KINDS}
+    print(f"{len(samples)} captions ({kinds['relational']} relational, {kinds['attribute']} attribute); "
+          f"masks: {samples[0].mask_source}; CLIP {model.bundle.name}")
+    print(table.format())
+    quality = context_eval.mask_quality(samples)
+    if quality is not None:
+        print(f"mask quality ({a.segmenter}): mean IoU {100 * quality['mask_iou']:.1f} %, "
+              f"objects localised (box IoU ≥ 0.5) {100 * quality['box_acc50']:.1f} %")
     if a.json:
-        Path(a.json).write_text(json.dumps({k: v.as_dict() for k, v in reps.items()}, indent=1))
+        Path(a.json).write_text(json.dumps({"table": {k: [r.as_dict() for r in v] for k, v in table.reports.items()},
+                                            "mask_quality": quality, "checkpoint": a.checkpoint}, indent=1))
+    return 0
+
+
+def cmd_export_context(argv: list[str] | None = None) -> int:
+    """``python -m ogclip_utils export-context``: write held-out context-task scenes as a dataset folder."""
+
+    p = argparse.ArgumentParser(prog="python -m ogclip_utils export-context", description=cmd_export_context.__doc__)
+    p.add_argument("--out", required=True, help="new folder (samples.json, images/, masks/)")
+    p.add_argument("--relational-scenes", type=int, default=40)
+    p.add_argument("--attribute-scenes", type=int, default=20)
+    p.add_argument("--first-seed", type=int, default=og_clip.context.TEST_SEED_BASE)
+    a = p.parse_args(argv)
+    try:
+        path = folder.write_folder(recipe.test_samples(a.relational_scenes, a.attribute_scenes, a.first_seed), a.out)
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
     return 0
 
 
@@ -335,8 +392,9 @@ COMMANDS: dict[str, tuple] = {
     "explain": (cmd_explain, "write the 18-step explanatory HTML viewer"),
     "ground": (cmd_ground, "baseline grounding: referring expression -> box, Acc@0.5"),
     "benchmark": (cmd_benchmark, "evaluate dense / refined segmentation on a dataset"),
-    "train": (cmd_train, "train Object-Guided CLIP"),
-    "evaluate": (cmd_evaluate, "evaluate Object-Guided CLIP retrieval"),
+    "train": (cmd_train, "train Object-Guided CLIP (context task or a dataset folder)"),
+    "evaluate": (cmd_evaluate, "Object-Guided CLIP against the frozen-CLIP baselines"),
+    "export-context": (cmd_export_context, "write context-task scenes as a dataset folder"),
     "train-tiny-clip": (cmd_train_tiny_clip, "retrain the offline tiny-shapes CLIP"),
     "checkpoints": (cmd_checkpoints, "download real-mode weights"),
 }

@@ -226,6 +226,7 @@ def make_scene(
     radius_range: tuple[float, float] = (0.06, 0.25),
     variation: float = 0.03,
     min_visible: float = 0.6,
+    names: Sequence[str] | None = None,
 ) -> Scene:
     """Render one shapes-world scene, deterministically from ``seed``.
 
@@ -238,6 +239,9 @@ def make_scene(
         radius_range: nominal radius as fractions of the short image side.
         variation: relative jitter of the shape proportions (0.03 = ±3 %).
         min_visible: every object keeps at least this fraction of its own area visible.
+        names: the exact "colour shape" classes to place, in order (instead of random
+            classes; ``num_objects`` and ``classes`` are then ignored). An object that cannot
+            be placed visibly is skipped, as always — compare ``len(scene.objects)``.
 
     Returns:
         :class:`Scene` with image uint8 H×W×3, labels int64 H×W, instances int32 H×W,
@@ -247,7 +251,13 @@ def make_scene(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     H, W = _check_size(size)
     rng = np.random.default_rng([int(seed), 7919])
-    if num_objects is None:
+    if names is not None:
+        names = list(names)
+        for c in names:
+            if c not in CLASS_NAMES[1:]:
+                raise ValueError(f"names: {c!r} is not a shapes-world class; see data.CLASS_NAMES")
+        n = len(names)
+    elif num_objects is None:
         n = 0 if rng.random() < 0.05 else int(rng.integers(1, 5))
     elif isinstance(num_objects, tuple):
         n = int(rng.integers(num_objects[0], num_objects[1] + 1))
@@ -264,9 +274,9 @@ def make_scene(
     short = min(H, W)
     instances = np.zeros((H, W), np.int32)
     placed: list[dict] = []
-    for _ in range(n):
+    for k in range(n):
         for _attempt in range(30):
-            name = pool[int(rng.integers(len(pool)))]
+            name = names[k] if names is not None else pool[int(rng.integers(len(pool)))]
             colour, shape = name.split(" ")
             r = rng.uniform(*radius_range) * short
             m = 1.35 * r

@@ -71,6 +71,12 @@ def seed_everything(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
+def smoke() -> bool:
+    """True when ``OGCLIP_SMOKE=1`` (the real-mode smoke run of ``make test``): lessons shrink
+    their loops to a few samples, so every cell runs in seconds and nothing is measured."""
+    return os.environ.get("OGCLIP_SMOKE", "") not in ("", "0")
+
+
 def get_mode(mode: str | None = None) -> str:
     """Resolve the run mode.
 

@@ -272,7 +272,8 @@ def real_smoke(out_dir: str | os.PathLike = "outputs/real-smoke", notebooks: lis
 
     Stand-ins of every official file (:mod:`ogclip_utils.standins`) are written into a fresh
     temporary ``$OGCLIP_CACHE``; the kernels run with ``tests/netguard`` on ``PYTHONPATH``,
-    which refuses every connection that is not loopback, and ``HF_HUB_OFFLINE=1``. Outputs
+    which refuses every connection that is not loopback, and ``HF_HUB_OFFLINE=1``;
+    ``OGCLIP_SMOKE=1`` shrinks the lessons' loops where a notebook reads it. Outputs
     are written to ``out_dir`` and not compared (stand-ins carry no knowledge): this checks
     that each notebook runs top to bottom in real mode. Returns the number of failures."""
     import tempfile
@@ -285,7 +286,8 @@ def real_smoke(out_dir: str | os.PathLike = "outputs/real-smoke", notebooks: lis
     paths_ = [Path(p) for p in notebooks] if notebooks else sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
     failures = 0
     try:
-        with _environment(OGCLIP_CACHE=str(cache), OGCLIP_MODE="real", HF_HUB_OFFLINE="1", PYTHONPATH=pythonpath):
+        with _environment(OGCLIP_CACHE=str(cache), OGCLIP_MODE="real", HF_HUB_OFFLINE="1", PYTHONPATH=pythonpath,
+                          OGCLIP_SMOKE="1"):
             t = time.time()
             standins.write_all()
             print(f"stand-ins written to {cache} in {time.time() - t:.0f} s; network refused in the kernels", flush=True)

@@ -1,46 +1,37 @@
-"""Object-Guided CLIP: a point-prompted object embedding trained contrastively against text.
+"""Object-Guided CLIP: an object embedding steered by a mask, computed on the whole image.
 
-A global CLIP embedding of a scene with several objects cannot say which object a caption
-means. Object-Guided CLIP takes the image, a point on one object and the mask a promptable
-segmenter returns for that point, and fuses three branches into one embedding in CLIP's
-text space::
-
-    image ──► frozen CLIP image encoder ──► patch tokens (G×G×C) ──┐
-    image × mask ──► object conv (2 layers) ──► pooled to G×G ─────┼─► concat ─► 1×1 conv ─► GAP
-    mask ──► mask conv (2 layers) ──► pooled to G×G ────────────────┘     (or attention pooling)
-                                                                           ─► projection head ─► embedding
-    caption ──► frozen CLIP text encoder (+ optional linear projection) ─► embedding
-
-Every branch can be switched off (ablations). Training uses the bidirectional InfoNCE loss
-with a learnable temperature (initialised at 0.07); frozen CLIP features are computed once
-(:func:`precompute_features`) so many short runs fit on a CPU.
-
-Data: :func:`shapes_samples` (offline: one sample per (scene, object) with a point on the
-object and its caption "a red circle") and :func:`coco_object_samples` (real mode: COCO
-``instances_*.json`` object–category pairs). Masks come from the segmenter given the point
-(``mask_source="segmenter"``); ``mask_source="ground_truth"`` exists for ablations only and
-is labelled as such in every result.
-
-Evaluation protocol (:func:`make_galleries`, :func:`evaluate_retrieval`): captions repeat
-across scenes ("a red circle" appears in many), so R@1 over one big gallery would punish a
-model for ties no model can break. We split the held-out samples into galleries of whole
-scenes in which every caption is unique, and compute R@K and mean rank inside each gallery
-(:func:`metrics.retrieval_metrics`), averaged over queries. Because whole scenes go into a
-gallery, every gallery holds several samples of the *same image* with different prompts —
-the case a global embedding cannot separate. Exact score ties are broken at random (seeded),
-so a method that cannot tell two samples apart scores chance between them, not zero.
+"a red circle" is decided by the object's own pixels: cut the object out (a masked crop) and
+a frozen CLIP reads it. "the red circle left of the blue star", in a scene with two red
+circles, is not: the masked crops of the two circles look the same, and a global embedding
+does not know which object is meant. Object-Guided CLIP keeps both — the mask says *which*
+object, the whole image says *where* — and is trained contrastively against captions.
 
 Modules, in import order (each imports only the ones before it):
-:mod:`.samples` (the data), :mod:`.features` (frozen CLIP features, computed once),
-:mod:`.model` (the model and its checkpoints), :mod:`.retrieval` (galleries, R@K, baselines),
-:mod:`.train` (the trainer), :mod:`.experiment` (variants × seeds, the ablation table).
-Everything is importable from ``ogclip_utils.og_clip`` as before.
+
+- :mod:`.samples` — a point inside a mask, the segmenter's mask for a point, COCO polygons;
+- :mod:`.context` — the context task (relational and attribute captions on shapes-world
+  scenes) and within-scene accuracy;
+- :mod:`.folder` — the seeds' JSON dataset folder (``train --data-path``), COCO in real mode;
+- :mod:`.features` — frozen CLIP patch tokens;
+- :mod:`.guided` — the model (:class:`GuidedCLIP`, late or early fusion), its checkpoints,
+  :func:`load_pretrained`, and the seeds' point-prompted interface;
+- :mod:`.guided_train` — cached inputs and the trainer;
+- :mod:`.context_eval` — within-scene accuracy, gallery R@K, the frozen-CLIP baselines;
+- :mod:`.recipe` — the committed checkpoints' recipe, the ablations, the table.
 """
 from ..arrays import masked_crop  # noqa: F401  (the masked-crop baseline; og_clip.masked_crop, as before)
 from ..training import contrastive_loss  # noqa: F401  (og_clip.contrastive_loss, as before)
-from .samples import COCO_HOWTO, MASK_SOURCES, ObjectSample, TEST_SEED_BASE, TRAIN_SEED_BASE, coco_object_samples, coco_val2017, interior_point, segment_point, shapes_samples  # noqa: F401
-from .features import FeatureCache, clip_tokens, precompute_features  # noqa: F401
-from .model import ObjectGuidedCLIP, load_checkpoint, model_for, save_checkpoint  # noqa: F401
-from .retrieval import RetrievalReport, embed, evaluate_baseline, evaluate_model, evaluate_retrieval, make_galleries  # noqa: F401
-from .train import History, TrainConfig, Trainer  # noqa: F401
-from .experiment import VARIANTS, Experiment, run_experiment  # noqa: F401
+from . import context  # noqa: F401
+from .samples import COCO_HOWTO, coco_val2017, interior_point, polygon_mask, segment_point  # noqa: F401
+from .context import (HFLIP, KINDS, TEST_SEED_BASE, TRAIN_SEED_BASE, VFLIP, ContextSample, attribute_caption, mirrored,  # noqa: F401
+                      context_sample, context_samples, parse_relation, relational_caption, segmenter_masks,
+                      with_relation, within_scene_accuracy)
+from .folder import FolderError, coco_samples, read_folder, write_folder  # noqa: F401
+from .features import clip_tokens  # noqa: F401
+from .guided import (PRETRAINED, GuidedCLIP, GuidedConfig, PointPromptedCLIP, create_object_guided_clip,  # noqa: F401
+                     load_guided, load_pretrained, mask_channels, save_guided)
+from .guided_train import (ContextData, ContextHistory, ContextTrainer, TrainSettings, object_scores,  # noqa: F401
+                           prepare_data, within_scene)
+from .context_eval import (BASELINES, VISUAL_PROMPTS, ContextReport, baseline_scores, context_galleries,  # noqa: F401
+                           evaluate_baseline, evaluate_model, gallery_retrieval, mask_quality)
+from .recipe import RECIPE, VARIANTS, Ablations, Lesson, Run, Table, lesson, load_ablations, baseline_table, evaluate_run, save_run, test_samples, train_run, train_samples  # noqa: F401

@@ -2,9 +2,9 @@
 
 ``viz.overlay``, ``viz.colorize``, ``viz.show_points`` … are the primitives every figure uses
 (re-exported from :mod:`ogclip_utils.viz.draw`); ``viz.dense`` (notebook 02),
-``viz.grounding`` (notebook 01), ``viz.refine`` (notebooks 03–04), ``viz.explain`` (the 18 steps) and ``viz.benchmark`` (notebook 06) draw the figures of their
+``viz.grounding`` (notebook 01), ``viz.refine`` (notebooks 03–04), ``viz.og_clip`` (notebook 05), ``viz.explain`` (the 18 steps) and ``viz.benchmark`` (notebook 06) draw the figures of their
 stage and return open ``Figure`` objects.
 """
 from .draw import (class_colours, colorize, curve, heatmap, image_grid, legend_patches, mask_overlay, overlay,  # noqa: F401
                    palette, scene_figure, show_box, show_points)
-from . import benchmark, dense, explain, grounding, refine  # noqa: E402,F401
+from . import benchmark, dense, explain, grounding, og_clip, refine  # noqa: E402,F401

@@ -34,4 +34,4 @@ from .guided_train import (ContextData, ContextHistory, ContextTrainer, TrainSet
                            prepare_data, within_scene)
 from .context_eval import (BASELINES, VISUAL_PROMPTS, ContextReport, baseline_scores, context_galleries,  # noqa: F401
                            evaluate_baseline, evaluate_model, gallery_retrieval, mask_quality)
-from .recipe import RECIPE, VARIANTS, Ablations, Lesson, Run, Table, lesson, load_ablations, baseline_table, evaluate_run, save_run, test_samples, train_run, train_samples  # noqa: F401
+from .recipe import RECIPE, VARIANTS, Lesson, Run, Table, lesson, baseline_table, evaluate_run, save_run, test_samples, train_run, train_samples  # noqa: F401

@@ -19,7 +19,7 @@ import torch
 
 from .. import metrics
 from ..grounding import pseudo_queries
-from ..arrays import crop_box, mask_box, masked_crop
+from ..arrays import crop_box, mask_box, masked_crop, resize_rgb
 from .context import ContextSample
 from .guided import GuidedCLIP
 from .guided_train import ContextData, _by_kind, _object_batch, _Tokens, object_scores, within_scene  # noqa: F401
@@ -54,23 +54,38 @@ VISUAL_PROMPTS: dict[str, Callable[[np.ndarray, np.ndarray, int], np.ndarray]] =
 BASELINES = tuple(VISUAL_PROMPTS) + ("pseudo-query",)
 
 
+def _baseline_embeddings(clip, samples: Sequence[ContextSample], method: str) -> list[np.ndarray]:
+    """Per sample, K×D frozen-CLIP embeddings of each object's visual prompt (one batched pass),
+    or for ``"pseudo-query"`` the embeddings of each masked crop's description in words."""
+    if method not in BASELINES:
+        raise ValueError(f"method must be one of {BASELINES}, got {method!r}")
+    prompt = VISUAL_PROMPTS.get(method, VISUAL_PROMPTS["masked crop"])
+    S = clip.image_size
+    views = [resize_rgb(prompt(s.image, m, S), S, "bicubic") for s in samples for m in s.masks]
+    emb = clip.encode_images(np.stack(views)).numpy()
+    out, k = [], 0
+    for s in samples:
+        e = emb[k:k + len(s.masks)]
+        k += len(s.masks)
+        if method == "pseudo-query":
+            e = clip.encode_texts(pseudo_queries(clip, e, [mask_box(m) for m in s.masks])).numpy()
+        out.append(e)
+    return out
+
+
+def _caption_embeddings(clip, samples: Sequence[ContextSample]) -> np.ndarray:
+    caps = sorted({s.caption for s in samples})
+    table = dict(zip(caps, clip.encode_texts(caps).numpy()))
+    return np.stack([table[s.caption] for s in samples])
+
+
 def baseline_scores(clip, samples: Sequence[ContextSample], method: str) -> list[np.ndarray]:
     """Per sample, K scores from the frozen ``clip``: its visual prompt of each object against
     the caption (``method`` in :data:`VISUAL_PROMPTS`), or ``"pseudo-query"``: each masked crop
     described in words ("the red circle", notebook 01's rule) and compared with the caption."""
-
-    if method not in BASELINES:
-        raise ValueError(f"method must be one of {BASELINES}, got {method!r}")
-    prompt = VISUAL_PROMPTS.get(method, VISUAL_PROMPTS["masked crop"])
-    caps = sorted({s.caption for s in samples})
-    temb = dict(zip(caps, clip.encode_texts(caps).numpy()))
-    out = []
-    for s in samples:
-        emb = clip.encode_images([prompt(s.image, m, clip.image_size) for m in s.masks]).numpy()
-        if method == "pseudo-query":
-            emb = clip.encode_texts(pseudo_queries(clip, emb, [mask_box(m) for m in s.masks])).numpy()
-        out.append(emb @ temb[s.caption])
-    return out
+    emb = _baseline_embeddings(clip, samples, method)
+    txt = _caption_embeddings(clip, samples)
+    return [e @ t for e, t in zip(emb, txt)]
 
 
 # ---------------------------------------------------------------------- galleries
@@ -142,13 +157,10 @@ def evaluate_model(model: GuidedCLIP, d: ContextData, galleries=None, name: str 
 def evaluate_baseline(clip, samples: Sequence[ContextSample], method: str, galleries=None, seed: int = 0) -> ContextReport:
     """:class:`ContextReport` of a frozen-CLIP baseline (:data:`BASELINES`)."""
     galleries = context_galleries(samples, seed=seed) if galleries is None else galleries
-
-    prompt = VISUAL_PROMPTS.get(method, VISUAL_PROMPTS["masked crop"])
-    scores = baseline_scores(clip, samples, method)
-    tgt = clip.encode_images([prompt(s.image, s.masks[s.target], clip.image_size) for s in samples]).numpy()
-    if method == "pseudo-query":
-        tgt = clip.encode_texts(pseudo_queries(clip, tgt, [mask_box(s.masks[s.target]) for s in samples])).numpy()
-    txt = clip.encode_texts([s.caption for s in samples]).numpy()
+    emb = _baseline_embeddings(clip, samples, method)
+    txt = _caption_embeddings(clip, samples)
+    scores = [e @ t for e, t in zip(emb, txt)]
+    tgt = np.stack([e[s.target] for e, s in zip(emb, samples)])
     return _report(method, scores, tgt, txt, samples, galleries, seed)
 
 

@@ -24,7 +24,7 @@ from .. import data
 from ..arrays import masked_crop, resize_float, resize_rgb
 from ..training import contrastive_loss, param_groups, warmup_cosine
 from .context import HFLIP, VFLIP, ContextSample, parse_relation, with_relation, within_scene_accuracy
-from .features import clip_tokens
+from .features import clip_tokens, token_dim
 from .guided import GuidedCLIP
 
 FLIPS = ("none", "h", "v")
@@ -62,17 +62,18 @@ class ContextData:
 
 
 def prepare_data(samples: Sequence[ContextSample], clip, branch: int | None = None, tokens: bool = True, crops: bool = True,
-                 full: bool = False, batch: int = 512, progress: bool = False) -> ContextData:
+                 full: bool = False, token_source: str = "block_input", batch: int = 512,
+                 progress: bool = False) -> ContextData:
     """Compute :class:`ContextData` for ``samples`` with the frozen ``clip`` (a ClipBundle, or a
     :class:`GuidedCLIP`, whose configuration then decides what is needed).
 
     ``branch``: side of the object and mask branch inputs (default 4 × the token grid);
-    ``tokens``: CLIP patch tokens (late fusion with the CLIP branch); ``crops``: frozen
+    ``tokens``: CLIP patch tokens from ``token_source`` (late fusion with the CLIP branch); ``crops``: frozen
     masked-crop embeddings (the residual); ``full``: the images and masks at CLIP's input size
     (early fusion). One superset serves every ablation."""
     if isinstance(clip, GuidedCLIP):
         cfg = clip.config
-        branch, clip = cfg.branch, clip.bundle
+        branch, clip, token_source = cfg.branch, clip.bundle, cfg.tokens
         tokens, crops, full = cfg.fusion == "late" and cfg.use_clip, cfg.use_crop, cfg.fusion == "early"
     if len(samples) == 0:
         raise ValueError("samples is empty: render some with og_clip.context_samples(...)")
@@ -81,8 +82,7 @@ def prepare_data(samples: Sequence[ContextSample], clip, branch: int | None = No
     S, B, K = bundle.image_size, int(branch or 4 * G), max(len(s.names) for s in samples)
     n = len(samples)
     E = int(bundle.model.text_projection.shape[-1])
-    vis = bundle.model.visual
-    D = int(vis.proj.shape[-1]) if getattr(vis, "proj", None) is not None else int(vis.output_dim)
+    D = token_dim(bundle, token_source)
     tok = np.zeros((3, n, G, G, D) if tokens else (3, n, 0, 0, 0), np.float16)
     images = np.zeros((n, 3, B, B), np.float32)
     masks = np.zeros((n, K, B, B), np.float32)
@@ -98,9 +98,9 @@ def prepare_data(samples: Sequence[ContextSample], clip, branch: int | None = No
         sl = slice(i, i + len(chunk))
         big = np.stack([resize_rgb(s.image, S) for s in chunk])
         if tokens:
-            tok[0, sl] = clip_tokens(bundle, big)
-            tok[1, sl] = clip_tokens(bundle, np.ascontiguousarray(big[:, :, ::-1]))
-            tok[2, sl] = clip_tokens(bundle, np.ascontiguousarray(big[:, ::-1]))
+            tok[0, sl] = clip_tokens(bundle, big, source=token_source)
+            tok[1, sl] = clip_tokens(bundle, np.ascontiguousarray(big[:, :, ::-1]), source=token_source)
+            tok[2, sl] = clip_tokens(bundle, np.ascontiguousarray(big[:, ::-1]), source=token_source)
         if full:
             big_all[sl] = bundle.preprocess(big).numpy()
         images[sl] = bundle.preprocess(np.stack([resize_rgb(s.image, B) for s in chunk])).numpy()
@@ -171,9 +171,9 @@ class TrainSettings:
     steps: int = 1500
     batch: int = 32
     relational_share: float = 0.8
-    lr: float = 5e-4
-    lr_text: float = 2e-4
-    lr_tokens: float = 2e-3
+    lr: float = 1e-3
+    lr_text: float = 1e-3
+    lr_tokens: float = 1e-3
     lr_clip: float = 2e-5  # early fusion: CLIP's image tower
     weight_decay: float = 0.05
     warmup: float = 0.05

@@ -166,7 +166,7 @@ class Lesson:
     clip / segmenter: the mode's models (tiny-shapes + classical offline; ViT-B/16 + SAM2.1 in
     real mode); test: held-out samples (context task offline; COCO when it is in the cache in
     real mode, else the context task); train: samples for the in-notebook run of ``steps``
-    steps; pretrained: the committed checkpoints (offline only, one per training seed); note:
+    steps (batches of ``batch`` scenes); pretrained: the committed checkpoints (offline only, one per training seed); note:
     what to expect in this mode."""
 
     mode: str
@@ -177,6 +177,7 @@ class Lesson:
     steps: int
     pretrained: list
     note: str
+    batch: int = 32
 
 
 def lesson(mode: str | None = None) -> Lesson:
@@ -187,11 +188,11 @@ def lesson(mode: str | None = None) -> Lesson:
     clip, seg = models.default_models(mode)
     rel, att = (8, 4) if tiny else (TEST_SCENES["relational"], TEST_SCENES["attribute"])
     train_n = (16, 8) if tiny else (1000, 300)
-    steps = 3 if tiny else 150
+    steps, batch = (3, 4) if tiny else (150, 32)
     if mode == "offline":
         return Lesson(mode, clip, seg, test_samples(rel, att), train_samples(*train_n), steps,
                       [load_pretrained(seed=s) for s in PRETRAINED_SEEDS if pretrained_path(s).is_file()],
-                      "offline: tiny-shapes CLIP, the classical segmenter, rendered scenes with exact ground truth")
+                      "offline: tiny-shapes CLIP, the classical segmenter, rendered scenes with exact ground truth", batch)
     coco = coco_val2017()
     test = coco_samples(*coco, max_images=4 if tiny else 200) if coco else []
     note = (f"real: {clip.name} and {type(seg).__name__}; " +
@@ -200,4 +201,4 @@ def lesson(mode: str | None = None) -> Lesson:
     if not test:
         test = test_samples(rel, att)
     return Lesson(mode, clip, seg, test, train_samples(*train_n), steps, [], note +
-                  " No Object-Guided CLIP checkpoint exists for this CLIP yet: the in-notebook run is the only model.")
+                  " No Object-Guided CLIP checkpoint exists for this CLIP yet: the in-notebook run is the only model.", batch)

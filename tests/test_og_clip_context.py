@@ -87,6 +87,8 @@ def test_bad_arguments():
         cx.relational_caption("red circle", "near", "blue star")
     with pytest.raises(ValueError, match="fusion"):
         gd.GuidedConfig(fusion="middle")
+    with pytest.raises(ValueError, match="frozen text tower"):
+        gd.GuidedConfig(train_text=False)
     with pytest.raises(ValueError, match="at least one"):
         gd.GuidedConfig(use_clip=False, use_object=False, use_mask=False)
 

@@ -91,6 +91,8 @@ class GuidedConfig:
             raise ValueError(f"tokens must be one of {TOKEN_SOURCES}, got {self.tokens!r}")
         if self.text_init not in ("pretrained", "scratch"):
             raise ValueError(f"text_init must be 'pretrained' or 'scratch', got {self.text_init!r}")
+        if not self.train_text and self.text_init == "scratch":
+            raise ValueError("a frozen text tower must be the pretrained one: pass text_init='pretrained' with train_text=False")
         if self.fusion == "late" and not (self.use_clip or self.use_object or self.use_mask):
             raise ValueError("late fusion needs at least one of use_clip, use_object, use_mask")
         if self.fusion == "early" and not self.use_mask:

@@ -289,6 +289,33 @@ def cmd_train(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cmd_ablate(argv: list[str] | None = None) -> int:
+    """``python -m ogclip_utils ablate``: train every ablation of ``og_clip.VARIANTS`` and write their table."""
+
+    p = argparse.ArgumentParser(prog="python -m ogclip_utils ablate", description=cmd_ablate.__doc__)
+    p.add_argument("--steps", type=int, default=300, help="training steps per variant (the recipe's schedule, shortened)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variant", action="append", choices=list(recipe.VARIANTS), default=None,
+                   help="only this variant (repeatable; default: all)")
+    p.add_argument("--relational-scenes", type=int, default=recipe.RECIPE["relational_scenes"])
+    p.add_argument("--attribute-scenes", type=int, default=recipe.RECIPE["attribute_scenes"])
+    p.add_argument("--output-dir", default="outputs/og_clip_ablations",
+                   help=f"writes {recipe.ABLATIONS} (the committed one is in checkpoints/)")
+    a = p.parse_args(argv)
+    if a.steps < 1 or a.relational_scenes < 1 or a.attribute_scenes < 1:
+        p.error("--steps, --relational-scenes and --attribute-scenes must be ≥ 1")
+    out = Path(a.output_dir)
+    if (out / recipe.ABLATIONS).exists():
+        p.error(f"{out / recipe.ABLATIONS} exists; choose another --output-dir (nothing was overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    result = recipe.ablate(a.steps, a.seed, a.variant, (a.relational_scenes, a.attribute_scenes))
+    path = recipe.save_ablations(result, out)
+    table, _ = recipe.load_ablations(path)
+    print(table.format())
+    print(f"saved {path}")
+    return 0
+
+
 def cmd_evaluate(argv: list[str] | None = None) -> int:
     """``python -m ogclip_utils evaluate``: a checkpoint against the frozen-CLIP baselines on held-out samples."""
 
@@ -393,6 +420,7 @@ COMMANDS: dict[str, tuple] = {
     "ground": (cmd_ground, "baseline grounding: referring expression -> box, Acc@0.5"),
     "benchmark": (cmd_benchmark, "evaluate dense / refined segmentation on a dataset"),
     "train": (cmd_train, "train Object-Guided CLIP (context task or a dataset folder)"),
+    "ablate": (cmd_ablate, "train every Object-Guided CLIP ablation and write their table"),
     "evaluate": (cmd_evaluate, "Object-Guided CLIP against the frozen-CLIP baselines"),
     "export-context": (cmd_export_context, "write context-task scenes as a dataset folder"),
     "train-tiny-clip": (cmd_train_tiny_clip, "retrain the offline tiny-shapes CLIP"),

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from ogclip_utils import data, models, og_clip
+from ogclip_utils import data, models, og_clip, paths
 from ogclip_utils.og_clip import context as cx
 from ogclip_utils.og_clip import guided as gd
 from ogclip_utils.og_clip import guided_train as gt
+from ogclip_utils.og_clip import recipe
 
 torch.set_num_threads(1)
 GRAMMAR = re.compile(r"^the (\w+ \w+) (left of|right of|above|below) the (\w+ \w+)$")
@@ -247,3 +248,28 @@ def test_lesson_is_mode_aware_and_shrinks_for_the_smoke_run(monkeypatch):
     assert L.mode == "offline" and L.clip.name == "tiny-shapes" and len(L.pretrained) >= 2
     assert len(L.test) == 12 and L.steps == 3
     assert {s.kind for s in L.test} == {"relational", "attribute"}
+
+
+def test_model_card_is_generated_from_the_committed_checkpoints():
+    """``checkpoints/og-clip-context.md`` is what ``recipe.model_card()`` writes from the files' metadata."""
+    card = (paths.CHECKPOINT_DIR / recipe.CARD).read_text()
+    assert card == recipe.model_card(), "run og_clip.recipe.write_model_card() after retraining"
+    for s in recipe.PRETRAINED_SEEDS:
+        if gd.pretrained_path(s).is_file():
+            assert gd.pretrained_path(s).name in card
+
+
+def test_ablate_trains_each_variant_and_round_trips(tmp_path):
+    names = ["OG-CLIP (late fusion)", "no mask branch", "early fusion (Alpha-CLIP)"]
+    result = recipe.ablate(steps=2, variants=names, scenes=(12, 6), test=(6, 4), progress=False)
+    assert [r["variant"] for r in result["rows"]] == names
+    assert result["rows"][1]["changes"] == {"use_mask": False} and result["settings"]["steps"] == 2
+    table, back = recipe.load_ablations(recipe.save_ablations(result, tmp_path))
+    assert list(table.reports) == names and back == result
+    for r in result["rows"]:
+        assert 0 <= r["relational"] <= 1 and 0 <= r["attribute"] <= 1 and r["t2i_mean_rank"] >= 1
+    with pytest.raises(ValueError, match="unknown variant"):
+        recipe.ablate(steps=1, variants=["no such thing"], scenes=(2, 2), test=(2, 2), progress=False)
+    with pytest.raises(FileNotFoundError, match="ablate"):
+        recipe.load_ablations(tmp_path / "missing.json")
+

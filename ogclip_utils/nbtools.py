@@ -41,11 +41,11 @@ def new_notebook(path: str | os.PathLike, cells: list[tuple[str, str]]) -> Path:
     return path
 
 
-#: The setup cell every notebook starts with (after its title), with ``{repo}`` = :data:`paths.REPO_URL`.
+#: The setup cell every notebook starts with (after its title), with ``{repo}`` = :data:`paths.REPO_URL`;
+#: its output is not compared (cell tag ``nbval-ignore-output``).
 #: It cannot import the package (in Colab the package is what it installs), so it is written
 #: here once and checked in every notebook by ``tests/test_notebook_setup.py``.
-SETUP_CELL = """# NBVAL_IGNORE_OUTPUT
-# Setup: run this cell first (JupyterLab: `make lab`; Google Colab: it installs the course).
+SETUP_CELL = """# Setup: run this cell first (JupyterLab: `make lab`; Google Colab: it installs the course).
 import subprocess, sys
 
 def _step(*cmd):  # a failed step stops the cell with the command's own error message

@@ -69,6 +69,7 @@ def test_eighteen_steps_and_data(written):
     out, res = written
     names = sorted(p.name for p in (out.output / "steps").iterdir())
     assert len(names) == 18 and names[0] == "01_raw_image.png" and names[-1] == "18_comparison_grid.png"
+    assert names[12] == "13_sam_prompting.png" and names[13] == "14_sam_candidates.png"  # the seed's step files
     assert [p.name for p in out.steps] == names
     conf = np.load(out.output / "data" / "confidences.npy")
     assert conf.shape == res.dense.probs.shape and conf.dtype == np.float32

@@ -31,6 +31,14 @@ def test_the_setup_cell_is_the_one_setup_cell(path):
     setup = _cells(path)[1]
     assert setup["cell_type"] == "code"
     assert "".join(setup["source"]) == nbtools.setup_cell_source()
+    assert "nbval-ignore-output" in setup.get("metadata", {}).get("tags", [])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_nbval_directives_are_cell_tags_not_comments_in_student_code(path):
+    for i, c in enumerate(_cells(path)):
+        if c["cell_type"] == "code":
+            assert "NBVAL_" not in "".join(c["source"]), f"cell {i}: use the tag nbval-ignore-output / nbval-skip"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -211,8 +211,6 @@ CARD = "og-clip-context.md"
 def model_card(seeds: Sequence[int] = PRETRAINED_SEEDS) -> str:
     """``checkpoints/og-clip-context.md`` generated from the committed checkpoints' own metadata
     (configuration, settings, curve, minutes) and file sizes — no number typed by hand."""
-    from .guided import load_guided
-
     files = [(s, pretrained_path(s)) for s in seeds if pretrained_path(s).is_file()]
     if not files:
         raise FileNotFoundError(f"no committed checkpoint among {[str(pretrained_path(s)) for s in seeds]}")

@@ -131,20 +131,28 @@ def plot_confidence(result: dense.DenseResult, image: np.ndarray, threshold: flo
 
 
 def plot_postprocessed(result: dense.DenseResult, image: np.ndarray, logit_scale: float = 40.0, prob_thd: float = 0.0,
-                       class_name: str | None = None):
-    """Slider view: re-run post-processing on the cached logits, show one class map and the labels."""
+                       class_name: str | None = None, area_thd: float | None | str = "same"):
+    """Slider view: re-run post-processing on the cached logits (``area_thd`` 0 or None = off,
+    ``"same"`` = the result's), show one class's probability map and the label map with a
+    legend of the classes it contains."""
 
-    r = dense.postprocess(result, logit_scale=logit_scale, prob_thd=prob_thd)
+    if area_thd is not None and area_thd != "same" and float(area_thd) <= 0:
+        area_thd = None
+    r = dense.postprocess(result, logit_scale=logit_scale, prob_thd=prob_thd, area_thd=area_thd)
     k = _class_id(r, class_name) if class_name else top_classes(r, 2)[-1]
     names = list(r.classes)
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.3))
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
     axes[0].imshow(image)
     axes[0].set_title("image", fontsize=9)
     im = axes[1].imshow(r.probs[k], cmap="viridis", vmin=0, vmax=1)
     fig.colorbar(im, ax=axes[1], fraction=0.046)
     axes[1].set_title(f"p({r.classes[k]}), logit scale {logit_scale:g}", fontsize=9)
     axes[2].imshow(draw.overlay(image, r.labels, vocabulary=names))
-    axes[2].set_title(f"labels, prob_thd {prob_thd:g}", fontsize=9)
+    thd = "off" if r.area_thd is None else f"{r.area_thd:g}"
+    axes[2].set_title(f"labels, prob_thd {prob_thd:g}, area_thd {thd}", fontsize=9)
+    present = [int(c) for c in np.unique(r.labels)]
+    axes[2].legend(handles=draw.legend_patches(names, present), fontsize=7, loc="upper left",
+                   bbox_to_anchor=(1.01, 1.0), frameon=False)
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()

@@ -25,6 +25,9 @@ from .arrays import resize_rgb
 
 from . import paths
 
+#: How a CLIP may compute (``models.load_clip(precision=...)``); "auto" is resolved there.
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+
 #: Templates for tiny-shapes: its training captions are "a red circle", "a circle",
 #: "a red circle and a blue square", "a background" — so "a {}" first, and nothing photographic.
 TINY_TEMPLATES: tuple[str, ...] = ("a {}",)
@@ -51,7 +54,9 @@ class ClipBundle:
     ``model`` is an ``open_clip.CLIP`` in eval mode; ``tokenizer(list[str]) -> LongTensor``;
     ``mean``/``std`` are per-channel RGB normalisation constants (0–1 scale);
     ``image_size`` is the model's input side in pixels; ``weights_id`` identifies the weights
-    (used as a cache key for text embeddings).
+    (used as a cache key for text embeddings); ``precision`` is how it computes
+    (:data:`PRECISIONS`: ``"fp32"``; ``"bf16"`` = bfloat16 weights; ``"amp-fp16"`` /
+    ``"amp-bf16"`` = float32 weights under CUDA autocast). Embeddings are always float32.
     """
 
     model: Any
@@ -62,6 +67,20 @@ class ClipBundle:
     image_size: int
     weights_id: str
     device: Any = None
+    precision: str = "fp32"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the model's weights (what :meth:`preprocess` casts images to)."""
+        return next(self.model.parameters()).dtype
+
+    def autocast(self):
+        """A context in which the model runs at its :attr:`precision` (CUDA autocast for the
+        ``amp-*`` precisions; otherwise nothing to do)."""
+        dev = torch.device(self.device or "cpu")
+        if self.precision.startswith("amp-") and dev.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16 if self.precision == "amp-fp16" else torch.bfloat16)
+        return contextlib.nullcontext()
 
     @property
     def patch_size(self) -> int:
@@ -74,7 +93,8 @@ class ClipBundle:
         x = torch.as_tensor(np.asarray(images))
         if x.ndim == 3:
             x = x[None]
-        return normalize(x.permute(0, 3, 1, 2).float().div_(255.0), self.mean, self.std).to(self.device or "cpu")
+        x = normalize(x.permute(0, 3, 1, 2).float().div_(255.0), self.mean, self.std)
+        return x.to(self.device or "cpu", dtype=self.dtype)
 
     def encode_images(self, images, batch_size: int = 256) -> torch.Tensor:
         """L2-normalised image embeddings (N×D) of uint8 N×S×S×3 images (S = image_size; others are resized).
@@ -90,12 +110,12 @@ class ClipBundle:
         if arr.ndim == 3:
             arr = arr[None]
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self.autocast():
             for i in range(0, len(arr), batch_size):
                 x = self.preprocess(arr[i:i + batch_size])
                 if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-                    x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                                      align_corners=False, antialias=True)
+                    x = F.interpolate(x.float(), size=(self.image_size, self.image_size), mode="bilinear",
+                                      align_corners=False, antialias=True).to(self.dtype)
                 out.append(F.normalize(self.model.encode_image(x).float(), dim=-1))
         return torch.cat(out) if out else torch.zeros(0, self.model.text_projection.shape[-1] if hasattr(self.model, "text_projection") else 0)
 
@@ -104,7 +124,7 @@ class ClipBundle:
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise ValueError("texts must be a list of strings")
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self.autocast():
             for i in range(0, len(texts), batch_size):
                 tok = self.tokenizer(list(texts[i:i + batch_size])).to(self.device or "cpu")
                 out.append(F.normalize(self.model.encode_text(tok).float(), dim=-1))
@@ -138,7 +158,7 @@ def as_bundle(clip) -> ClipBundle:
         return clip
     dev = clip.device if clip.device is not None else next(model.parameters()).device
     return ClipBundle(model, clip.tokenizer, tuple(clip.mean), tuple(clip.std), clip.name, int(clip.image_size),
-                      str(clip.weights_id), torch.device(dev))
+                      str(clip.weights_id), torch.device(dev), getattr(clip, "precision", "fp32"))
 
 
 def default_templates(clip) -> tuple[str, ...]:

@@ -261,8 +261,7 @@ def window_grid(h: int, w: int, crop: int | tuple[int, int], stride: int | tuple
 
 def _crop_logits(c, crops: torch.Tensor, text: torch.Tensor, method: str, out_hw: tuple[int, int]) -> torch.Tensor:
     """Cosine logits of a batch of crops, upsampled (bilinear) to out_hw: B×Q×h×w float32."""
-    use_amp = crops.device.type == "cuda"
-    with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+    with c.autocast():  # the bundle's precision (fp16/bf16 autocast on CUDA; bf16 weights need nothing)
         feats, (gh, gw) = patch_features(c.model.visual, crops, method)
     logits = feats @ text.T  # B×N×Q
     logits = logits.transpose(1, 2).reshape(crops.shape[0], text.shape[0], gh, gw)

@@ -133,6 +133,31 @@ def speed_benchmark(model: str = "ViT-B-16-quickgelu", image_hw: tuple[int, int]
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
 
 
+def precision_speed(model: str = "ViT-B-16", crops: int = 8, repeats: int = 3, seed: int = 0) -> dict:
+    """ViT-B/16 (random init) image encoding of ``crops`` 224 px crops in fp32 and with bf16
+    weights on this CPU (best of ``repeats``), the cosine between the two embeddings, and what
+    ``precision="auto"`` chooses here. GPU runs use autocast instead (not measured here)."""
+    rng = env.seed_everything(seed)
+    f32 = models.load_clip(model, device="cpu", precision="fp32")
+    b16 = models.load_clip(model, device="cpu", precision="bf16")
+    b16.model.load_state_dict({k: v.to(torch.bfloat16) for k, v in f32.model.state_dict().items()})
+    x = rng.integers(0, 256, (crops, f32.image_size, f32.image_size, 3), dtype=np.uint8)
+    out: dict = {"model": model, "crops": crops, "threads": torch.get_num_threads(),
+                 "auto_chooses": models.resolve_precision("auto", "cpu", model), "cpu_has_amx": models.cpu_has_amx()}
+    embs = {}
+    for name, c in (("fp32", f32), ("bf16", b16)):
+        c.encode_images(x[:1])  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            embs[name] = c.encode_images(x)
+            best = min(best, time.perf_counter() - t)
+        out[f"{name}_s"] = round(best, 4)
+    out["bf16_speedup"] = round(out["fp32_s"] / out["bf16_s"], 3)
+    out["min_cosine"] = round(float((embs["fp32"] * embs["bf16"]).sum(-1).min()), 5)
+    return out
+
+
 def dense_speed() -> dict:
     """:func:`speed_benchmark` with its defaults (ViT-B/16 at random init on a 448×597 image)."""
     return speed_benchmark()
@@ -226,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"env": {"mode": info.mode, "device": info.device, "python": info.python, "torch": info.torch,
                             "open_clip": info.open_clip, "cpu_threads": _threads()},
                     "dense_speed": _part("dense_speed", dense_speed),
+                    "precision": _part("precision", precision_speed),
                     "guided_vs_grid": _part("guided_vs_grid", lambda: guided_vs_grid(a.scenes, a.size, a.grid))}
     report["notebooks"] = ({"skipped": True} if a.skip_notebooks
                            else _part("notebooks", lambda: notebook_runtimes(a.notebooks)))

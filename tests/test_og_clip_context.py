@@ -273,3 +273,11 @@ def test_ablate_trains_each_variant_and_round_trips(tmp_path):
     with pytest.raises(FileNotFoundError, match="ablate"):
         recipe.load_ablations(tmp_path / "missing.json")
 
+
+
+def test_committed_ablations_cover_every_variant():
+    """The committed study (``python -m ogclip_utils ablate``) has one row per current variant."""
+    table, result = recipe.load_ablations()
+    assert list(table.reports) == list(recipe.VARIANTS)
+    assert all(r["changes"] == recipe.VARIANTS[r["variant"]] for r in result["rows"])
+    assert result["held_out"] == sum(recipe.TEST_SCENES.values())

@@ -178,7 +178,11 @@ class GuidedCLIP(nn.Module):
         super().__init__()
         self.config = cfg = config or GuidedConfig()
         self.bundle = copy.copy(clip)
-        self.bundle.model = copy.deepcopy(clip.model)  # the text tower (and, early, the image tower) train
+        # the text tower (and, early, the image tower) train: a float32 copy even of a bf16 CLIP
+        self.bundle.model = copy.deepcopy(clip.model).float()
+        if getattr(clip, "precision", "fp32") == "bf16":
+            self.bundle.precision = "fp32"
+            self.bundle.weights_id = str(clip.weights_id).removesuffix(":bf16")
         self.clip = self.bundle.model
         for p in self.clip.parameters():
             p.requires_grad_(False)

@@ -102,8 +102,8 @@ def prepare_data(samples: Sequence[ContextSample], clip, branch: int | None = No
             tok[1, sl] = clip_tokens(bundle, np.ascontiguousarray(big[:, :, ::-1]), source=token_source)
             tok[2, sl] = clip_tokens(bundle, np.ascontiguousarray(big[:, ::-1]), source=token_source)
         if full:
-            big_all[sl] = bundle.preprocess(big).numpy()
-        images[sl] = bundle.preprocess(np.stack([resize_rgb(s.image, B) for s in chunk])).numpy()
+            big_all[sl] = bundle.preprocess(big).float().numpy()
+        images[sl] = bundle.preprocess(np.stack([resize_rgb(s.image, B) for s in chunk])).float().numpy()
         views, where = [], []
         for j, s in enumerate(chunk):
             for k, m in enumerate(s.masks):

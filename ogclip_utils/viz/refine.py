@@ -107,8 +107,9 @@ def show_candidates(result, prompts: Sequence[int] | None = None, size: float = 
 
 
 def show_overlap(result, size: float = 3.2):
-    """Before / after overlap resolution: every classified mask outlined (overlaps brighter),
-    the claim count, and the resolved label map."""
+    """Before / after overlap resolution: the classified masks, how many masks claim each pixel
+    before same-class duplicates merge, and the resolved label map (with the number of pixels
+    still contested between classes after merging, and a legend)."""
     ref = result.refined
     names = list(result.vocabulary)  # colours by name (viz.class_colours)
     fig, ax = _axes(3, size)
@@ -117,11 +118,19 @@ def show_overlap(result, size: float = 3.2):
         stack = np.where(inst.mask & (stack < 0), inst.class_id, stack)
     ax[0].imshow(draw.overlay(result.image, stack, vocabulary=names))
     ax[0].set_title(f"{len(ref.before_overlap)} masks before")
-    claims = ref.claims if ref.claims is not None else np.zeros(result.image.shape[:2], int)
-    ax[1].imshow(claims, cmap="viridis", vmin=0, vmax=max(2, int(claims.max())))
-    ax[1].set_title(f"claims per pixel (max {int(claims.max())})")
+    before = np.zeros(result.image.shape[:2], int)
+    for inst in ref.before_overlap:
+        before += inst.mask
+    after = ref.claims if ref.claims is not None else np.zeros(result.image.shape[:2], int)
+    im = ax[1].imshow(before, cmap="viridis", vmin=0, vmax=max(2, int(before.max())))
+    fig.colorbar(im, ax=ax[1], fraction=0.046)
+    ax[1].set_title(f"masks per pixel before merging (max {int(before.max())})", fontsize=9)
     ax[2].imshow(draw.overlay(result.image, result.label_map, vocabulary=names))
-    ax[2].set_title(f"{len(ref.instances)} instances after")
+    ax[2].set_title(f"{len(ref.instances)} instances after; {int((after > 1).sum())} px contested\n"
+                    "between classes, given to the surer mask", fontsize=9)
+    present = [int(c) for c in np.unique(result.label_map)]
+    ax[2].legend(handles=draw.legend_patches(names, present), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                 frameon=False)
     fig.tight_layout()
     return draw.close_figure(fig)
 

@@ -77,6 +77,9 @@ def test_within_scene_accuracy_counts_ties_as_chance(samples):
     tie = cx.within_scene_accuracy(lambda s: np.zeros(len(s.names)), many, seed=1)
     chance = np.mean([1 / len(s.names) for s in many])
     assert abs(tie - chance) < 0.08
+    # float32 noise (the same image encoded at another batch position) is a tie, not a decision
+    noisy = cx.within_scene_accuracy(lambda s: 0.3 + 1e-7 * np.eye(len(s.names))[s.target], many, seed=1)
+    assert noisy == tie
     with pytest.raises(ValueError, match="one value per object"):
         cx.within_scene_accuracy(lambda s: np.zeros(1), rel)
 
@@ -260,8 +263,8 @@ def test_model_card_is_generated_from_the_committed_checkpoints():
 
 
 def test_ablate_trains_each_variant_and_round_trips(tmp_path):
-    names = ["OG-CLIP (late fusion)", "no mask branch", "early fusion (Alpha-CLIP)"]
-    result = recipe.ablate(steps=2, variants=names, scenes=(12, 6), test=(6, 4), progress=False)
+    names = ["OG-CLIP (late fusion)", "no mask branch"]  # early fusion trains in test_precision.py
+    result = recipe.ablate(steps=2, variants=names, scenes=(8, 4), test=(4, 2), progress=False)
     assert [r["variant"] for r in result["rows"]] == names
     assert result["rows"][1]["changes"] == {"use_mask": False} and result["settings"]["steps"] == 2
     table, back = recipe.load_ablations(recipe.save_ablations(result, tmp_path))

@@ -10,6 +10,7 @@ scores C, low-res logits C×256×256)`` calls.
 """
 from __future__ import annotations
 
+from typing import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -27,8 +28,7 @@ class ClassicalSegmenter:
     ``set_image(image)`` stores the image as float RGB (and its smoothed copy);
     ``predict(point_coords, point_labels, box=None, multimask_output=True)`` returns
     ``(masks C×H×W bool, scores C float32, low_res_logits C×256×256 float32)`` with C = 3
-    nested candidates — *part* ⊆ *object* ⊆ *whole*, as SAM's three granularities — or C = 1
-    (the object) without ``multimask_output``.
+    nested candidates (small ⊆ middle ⊆ large) or C = 1 without ``multimask_output``.
 
     How one prediction works (region growing in colour space):
 
@@ -40,30 +40,21 @@ class ClassicalSegmenter:
     3. the *surround colours* are sampled in a ring 2–4 px outside the core (pixels that
        are not object-coloured) plus the colours at negative points; ``N(x)`` is a pixel's
        distance to the nearest surround colour;
-    4. the **object** is the connected part of ``D < alpha · N`` (``alpha`` = 1) that holds a
-       positive point, limited to ``grow`` px around the core. ``alpha = 1`` is the
-       perpendicular bisector between object and surround colour: for an anti-aliased edge
-       (a linear blend of the two colours) it keeps exactly the pixels with coverage ≥ 0.5 —
-       the shapes world's ground-truth rule;
-    5. the **part** is the object within ``part_scale`` × its equivalent radius
-       (√(area/π)) of the nearest positive point — the piece around the click;
-    6. the **whole** is the object together with every region touching it that is not
-       background-coloured (farther than ``core_tolerance`` from every colour sampled on the
-       image border): objects that touch form one whole, as a person and the bag they hold;
-    7. scores rank the candidates as SAM's predicted IoU would for a point prompt: a
-       *stability score* (the IoU of a candidate at its threshold × (1 − delta) and × (1 + delta):
-       high when the boundary does not move, i.e. a sharp edge; for the part, the radius is the
-       threshold), and for the whole also the fraction of it that has the clicked colour. On a
-       lone object all three scores favour the object; a part that is the whole object, or a
-       whole that is only the object, is the same mask with the object's score.
+    4. candidate ``k`` is the connected part of ``D < alpha_k · N`` (``alpha`` = 0.6, 1, 1.6)
+       that holds a positive point, limited to ``grow`` px around the core. ``alpha = 1``
+       is the perpendicular bisector between object and surround colour: for an
+       anti-aliased edge (a linear blend of the two colours) it keeps exactly the pixels
+       with coverage ≥ 0.5 — the shapes world's ground-truth rule;
+    5. the score is a stability score, as in SAM: the IoU of the candidate's masks at
+       ``alpha·(1 − delta)`` and ``alpha·(1 + delta)`` — high when the boundary does not
+       move as the threshold changes, i.e. when the colour edge is sharp.
 
     Negative points add their colour to the surround set and, when a negative point is still
     inside a candidate (same colour as the object), cut the candidate spatially: pixels
     nearer to a negative point than to every positive point are removed. A box limits all
     candidates to the box; a box without positive points uses the most interior pixel of the
     region whose colour differs most from the box border as its positive point.
-    The low-resolution logits are ``alpha·N − D`` (positive inside; for the part and the whole
-    the same magnitude, signed by the candidate) resized to 256×256.
+    The low-resolution logits are ``alpha·N − D`` (positive inside) resized to 256×256.
 
     Limits (honest): this works because shapes-world objects are flat-coloured regions on a
     smoother, differently coloured background. On photos it is a colour flood fill: it
@@ -73,28 +64,24 @@ class ClassicalSegmenter:
     ``models.load_segmenter("sam2.1-hiera-tiny")``) for photos.
 
     Args:
-        core_tolerance: colour distance (0–255 RGB units) of the seed flood fill, and of
-            "not background" for the whole.
+        core_tolerance: colour distance (0–255 RGB units) of the seed flood fill.
         smooth: Gaussian sigma (px) of the image the flood fill runs on.
-        alpha: the bisector factor of the object candidate (1 = coverage ≥ 0.5).
-        part_scale: radius of the part, in units of the object's equivalent radius (0–1).
-        grow: how many pixels the object may extend beyond the core.
+        alphas: the three bisector factors of the nested candidates (ascending).
+        grow: how many pixels a candidate may extend beyond the core.
         delta: relative threshold offset of the stability score.
     """
 
-    def __init__(self, core_tolerance: float = 24.0, alpha: float = 1.0, part_scale: float = 0.6,
+    def __init__(self, core_tolerance: float = 24.0, alphas: Sequence[float] = (0.6, 1.0, 1.6),
                  grow: int = 3, delta: float = 0.15, smooth: float = 0.0):
         if not core_tolerance > 0:
             raise ValueError(f"core_tolerance must be > 0 (RGB distance), got {core_tolerance}")
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0 (1 = the bisector between object and surround colour), got {alpha}")
-        if not 0 < part_scale <= 1:
-            raise ValueError(f"part_scale must be in (0, 1] (the part's radius over the object's), got {part_scale}")
+        alphas = tuple(float(a) for a in alphas)
+        if len(alphas) != 3 or not all(a > 0 for a in alphas) or list(alphas) != sorted(alphas):
+            raise ValueError(f"alphas must be three ascending positive factors, got {alphas}")
         if not 0 < delta < 1:
             raise ValueError(f"delta must be in (0, 1), got {delta}")
         self.core_tolerance = float(core_tolerance)
-        self.alpha = float(alpha)
-        self.part_scale = float(part_scale)
+        self.alphas = alphas
         self.grow = int(grow)
         self.delta = float(delta)
         self.smooth = float(smooth)
@@ -215,60 +202,26 @@ class ClassicalSegmenter:
             ys, xs = np.nonzero(allowed)
             win = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
             N[win] = self._dist(allrefs.astype(np.float32), win)
-        cut = np.ones((H, W), bool)
         if len(neg):  # spatial cut: pixels nearer a negative point than any positive point
             yy, xx = np.mgrid[0:H, 0:W]
             dpos = np.min([(xx - x) ** 2 + (yy - y) ** 2 for x, y in pos], axis=0)
             dneg = np.min([(xx - x) ** 2 + (yy - y) ** 2 for x, y in neg], axis=0)
-            cut = dpos <= dneg
-            allowed &= cut
+            allowed &= dpos <= dneg
 
         def grow_mask(alpha: float) -> np.ndarray:
             m = self._component((D < alpha * N) & allowed, seeds)
             return m
 
-        def stability(lo: np.ndarray, hi: np.ndarray) -> float:
-            union = float((lo | hi).sum())
-            return float((lo & hi).sum()) / union if union > 0 else 0.0
-
-        a = self.alpha
-        obj = grow_mask(a)
-        obj_score = stability(grow_mask(a * (1 - self.delta)), grow_mask(a * (1 + self.delta)))
-        obj_logits = np.where(allowed, a * N - D, -np.maximum(D, 1.0)).astype(np.float32) / 10.0
-        if not multimask_output:
-            return obj[None], np.asarray([obj_score], np.float32), resize_float(obj_logits, LOWRES)[None].astype(np.float32)
-        # part: the object near the click (radius part_scale × the object's equivalent radius)
-        click = np.zeros((H, W), bool)
-        click[seeds[:, 0], seeds[:, 1]] = True
-        dclick = ndi.distance_transform_edt(~click)
-        r = self.part_scale * np.sqrt(max(float(obj.sum()), 1.0) / np.pi)
-
-        def part_at(radius: float) -> np.ndarray:
-            return self._component(obj & (dclick <= radius), seeds)
-
-        part = part_at(r)
-        part_score = obj_score if part.sum() == obj.sum() else stability(part_at(r * (1 - self.delta)),
-                                                                          part_at(r * (1 + self.delta)))
-        # whole: the object and every non-background region touching it
-        border = np.concatenate([self._smoothed[0], self._smoothed[-1], self._smoothed[:, 0], self._smoothed[:, -1]])
-        border = border[:: max(1, len(border) // 128)].astype(np.float32)
-        B = self._dist(border, smoothed=True)
-
-        def whole_at(tol: float) -> np.ndarray:
-            return self._component(((B >= tol) & inside & cut) | obj, seeds)
-
-        whole = whole_at(self.core_tolerance)
-        if whole.sum() == obj.sum():
-            whole_score = obj_score
-        else:
-            st = stability(whole_at(self.core_tolerance * (1 + self.delta)), whole_at(self.core_tolerance * (1 - self.delta)))
-            whole_score = st * float(obj.sum()) / float(whole.sum())
-        masks = [part, obj, whole]
-        scores = [part_score, obj_score, whole_score]
-        # low-res logits: the object's colour margin, its sign set by each candidate (positive inside)
-        mag = np.abs(obj_logits) + 0.1
-        logits = [resize_float(obj_logits if m is obj else np.where(m, mag, -mag).astype(np.float32), LOWRES)
-                  for m in masks]
+        alphas = self.alphas if multimask_output else (self.alphas[1],)
+        masks, scores, logits = [], [], []
+        for a in alphas:
+            m = grow_mask(a)
+            lo, hi = grow_mask(a * (1 - self.delta)), grow_mask(a * (1 + self.delta))
+            union = float(hi.sum())
+            scores.append(float((lo & hi).sum()) / union if union > 0 else 0.0)
+            masks.append(m)
+            lg = np.where(allowed, a * N - D, -np.maximum(D, 1.0)).astype(np.float32) / 10.0
+            logits.append(resize_float(lg, LOWRES))
         return np.stack(masks), np.asarray(scores, np.float32), np.stack(logits).astype(np.float32)
 
 

@@ -35,25 +35,6 @@ def test_classical_interface_shapes_and_nesting():
     assert m1.shape == (1, 64, 64) and s1.shape == (1,)
 
 
-def test_classical_candidates_are_part_object_whole_and_rank_the_object_first():
-    img = np.full((64, 64, 3), 128, np.uint8)
-    img[10:30, 10:30] = (220, 30, 30)
-    img[10:30, 30:45] = (30, 60, 220)  # a blue object touching the red one
-    seg = ClassicalSegmenter()
-    seg.set_image(img)
-    (part, obj, whole), scores, _ = seg.predict(np.array([[20, 20]]), np.array([1]))
-    assert part.sum() < obj.sum() < whole.sum()  # three different masks
-    assert np.all(part <= obj) and np.all(obj <= whole)  # nested
-    assert part[20, 20] and obj[10:30, 10:30].all() and whole[10:30, 30:45].all() and not obj[:, 30:].any()
-    assert np.argmax(scores) == 1  # the clicked object, as SAM's IoU head would rank it
-    img[10:30, 30:45] = 128  # alone: the whole is the object itself, with its score
-    seg.set_image(img)
-    (part, obj, whole), scores, _ = seg.predict(np.array([[20, 20]]), np.array([1]))
-    assert np.array_equal(obj, whole) and scores[2] == scores[1] > scores[0]
-    with pytest.raises(ValueError, match="part_scale"):
-        ClassicalSegmenter(part_scale=0)
-
-
 def test_classical_negative_point_cuts_same_colour_region():
     img = np.full((64, 64, 3), 128, np.uint8)
     img[20:40, 4:60] = (220, 30, 30)  # one long red bar

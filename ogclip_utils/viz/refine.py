@@ -66,10 +66,6 @@ def show_prompts(result, ax=None, size: float = 4.0):
     return draw.close_figure(fig)
 
 
-#: what SAM's (and the classical segmenter's) three multimask candidates are, in order
-GRANULARITY = ("part", "object", "whole")
-
-
 def show_candidates(result, prompts: Sequence[int] | None = None, size: float = 2.4):
     """For each prompt (default: the first four), its three candidates with their scores and
     CLIP-region agreement; the chosen one is framed in green."""
@@ -92,8 +88,7 @@ def show_candidates(result, prompts: Sequence[int] | None = None, size: float = 
             a = ax[r * (C + 1) + 1 + k]
             a.imshow(draw.mask_overlay(result.image, c.masks[k], (30, 144, 255), 0.6))
             draw.show_points(a, p.points, p.labels, size=40)
-            kind = GRANULARITY[k] + " · " if len(c.masks) == len(GRANULARITY) else ""
-            a.set_title(f"{kind}score {c.scores[k]:.2f} · agree {c.agreement[k]:.2f}", fontsize=8)
+            a.set_title(f"#{k} score {c.scores[k]:.2f} · agree {c.agreement[k]:.2f}", fontsize=8)
             if k == c.chosen:
                 for s in a.spines.values():
                     s.set_visible(True)

@@ -4,7 +4,7 @@ One module per idea, in layers that import only downward (README, "Layout"; the
 ``import-linter`` contract in ``pyproject.toml``): foundations (``paths``, ``checks``,
 ``metrics``, ``arrays``), world and weights (``data``, ``vocabulary``, ``weights``, ``env``), models
 (``clip``, ``tiny_shapes``, ``segmenters``, ``detectors``, ``models``), stages (``dense``,
-``pamr``, ``prompts``, ``refine``, ``grounding``, ``og_clip``, ``tiny_clip``, ``training``,
+``pamr``, ``prompts``, ``refine``, ``grounding``, ``og_clip``, ``tiny_clip``, ``training``, ``lessons``,
 ``edit``),
 figures (``viz``), chains (``pipeline``, ``datasets``), measuring (``evaluation``,
 ``benchmark``), showing (``widgets``, ``explain``) and entry points (``cli``, ``perf``,

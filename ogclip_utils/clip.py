@@ -21,9 +21,8 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
+from . import env, paths
 from .arrays import resize_rgb
-
-from . import paths
 
 #: How a CLIP may compute (``models.load_clip(precision=...)``); "auto" is resolved there.
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
@@ -162,8 +161,12 @@ def as_bundle(clip) -> ClipBundle:
 
 
 def default_templates(clip) -> tuple[str, ...]:
-    """:data:`TINY_TEMPLATES` for tiny-shapes, else OpenAI's 80 ImageNet templates."""
-    return TINY_TEMPLATES if getattr(clip, "name", "") == "tiny-shapes" else openai_templates()
+    """:data:`TINY_TEMPLATES` for tiny-shapes, else OpenAI's 80 ImageNet templates — only the
+    first of them in the real-mode smoke run (``OGCLIP_SMOKE=1``: random-init stand-ins, nothing
+    measured; 80 templates × 31 classes take about three minutes to encode on a 2-core CPU)."""
+    if getattr(clip, "name", "") == "tiny-shapes":
+        return TINY_TEMPLATES
+    return openai_templates()[:1] if env.smoke() else openai_templates()
 
 
 def _template_strings(templates) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import data, dense, models, prompts as _prompts, refine as _refine
-from .vocabulary import parse_vocabulary
+from .vocabulary import background_index, parse_vocabulary
 
 # The keyword arguments of each stage are the fields of its settings dataclass (one list of names).
 DENSE_KEYS = tuple(f.name for f in fields(dense.DenseConfig))
@@ -75,6 +75,29 @@ class SegmentationResult:
     @property
     def num_queries(self) -> int:
         return self.refined.num_queries
+
+    def largest_object(self) -> tuple[str, np.ndarray]:
+        """``(class name, bool H×W mask)`` of the largest refined instance — what an edit works
+        on. When refinement kept nothing (every mask was named background), the largest
+        confident CLIP region stands in (``"<class> (CLIP region)"``), and without any prompt
+        the dense argmax of the foreground class that covers most pixels
+        (``"<class> (dense argmax)"``); a map that is background everywhere is a ValueError
+        that says what to change."""
+        if self.instances:
+            inst = max(self.instances, key=lambda i: i.area)
+            return self.vocabulary[inst.class_id], self.label_map == inst.class_id
+        if self.prompts:
+            p = max(self.prompts, key=lambda q: int(q.region.sum()))
+            return f"{self.vocabulary[p.class_id]} (CLIP region)", np.asarray(p.region, dtype=bool)
+        counts = np.bincount(self.dense_label_map.ravel(), minlength=len(self.vocabulary))
+        bg = background_index(self.vocabulary)
+        if bg is not None:
+            counts[bg] = 0
+        if counts.max() == 0:
+            raise ValueError("nothing was segmented: the dense map is background everywhere. Add the object's "
+                             "name to the vocabulary, or check that the image shows it")
+        c = int(counts.argmax())
+        return f"{self.vocabulary[c]} (dense argmax)", self.dense_label_map == c
 
     def summary(self) -> str:
         """One line: prompts, queries, instances and the classes found (no timings)."""

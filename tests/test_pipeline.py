@@ -118,3 +118,28 @@ def test_stage_keywords_are_the_settings_dataclasses_fields():
     assert prompts.extract_prompts.__defaults__[0] == prompts.PromptConfig().min_confidence
     with pytest.raises(ValueError, match="logit_scale"):
         dense.DenseConfig(logit_scale=0)
+
+
+def test_largest_object_falls_back_to_the_clip_region_then_explains():
+    import dataclasses
+
+    sc = data.make_scene(4242, size=96)
+    r = pipeline.segment(sc.image, data.CLASS_NAMES, clip=models.load_clip("tiny-shapes"),
+                         segmenter=models.load_segmenter("classical"))
+    assert r.instances
+    name, mask = r.largest_object()
+    big = max(r.instances, key=lambda i: i.area)
+    assert name == data.CLASS_NAMES[big.class_id] and np.array_equal(mask, r.label_map == big.class_id)
+    bare = dataclasses.replace(r, refined=dataclasses.replace(r.refined, instances=[]))
+    name, mask = bare.largest_object()
+    p = max(r.prompts, key=lambda q: int(q.region.sum()))
+    assert name == f"{data.CLASS_NAMES[p.class_id]} (CLIP region)" and np.array_equal(mask, p.region)
+    none = r.rerun(min_region_size=10_000)  # no prompt: the dense argmax's largest foreground class
+    name, mask = none.largest_object()
+    counts = np.bincount(r.dense_label_map.ravel(), minlength=data.NUM_CLASSES)
+    counts[0] = 0
+    assert name == f"{data.CLASS_NAMES[counts.argmax()]} (dense argmax)" and mask.sum() == counts.max()
+    flat = dataclasses.replace(none, dense=dataclasses.replace(none.dense, probs=np.eye(data.NUM_CLASSES)[0][:, None, None]
+                                                                * np.ones((1, 96, 96), np.float32)))
+    with pytest.raises(ValueError, match="background everywhere"):
+        flat.largest_object()

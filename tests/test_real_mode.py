@@ -112,3 +112,15 @@ def test_readme_commands_in_real_mode(real_cache, tmp_path, capsys, command):
     assert out.exists()
     if command[0] == "segment":
         assert "real mode, ViT-B-16" in text and "sam2.1-hiera-tiny" in text
+
+
+def test_lesson_example_in_real_mode_is_a_photo_with_the_real_models(real_models):
+    from ogclip_utils import lessons
+
+    clip, seg = real_models
+    ex = lessons.example(clip=clip, segmenter=seg)
+    assert ex.mode == "real" and not ex.has_truth and ex.objects == []
+    assert ex.vocabulary == data.PHOTO_VOCABULARIES["chelsea"] and ex.image.shape == data.load_photo("chelsea").shape
+    assert "no ground truth" in ex.describe() and ex.truth(np.ones(ex.image.shape[:2], bool)) == "no ground truth"
+    r = pipeline.segment(ex.image, ex.vocabulary, clip=ex.clip, segmenter=ex.segmenter)
+    assert ex.miou(r.label_map) is None and ex.score(r.label_map).startswith("mIoU: no ground truth")

@@ -214,14 +214,15 @@ def compare(ds: datasets.BenchDataset, methods: Sequence[str] = METHODS, variant
 def prob_thd_sweep(dense_results: Sequence, labels: Sequence[np.ndarray], thresholds: Sequence[float],
                    num_classes: int, ignore_index: int = 255) -> np.ndarray:
     """Dataset mIoU (fraction) for every ``prob_thd`` in ``thresholds``, re-using cached dense
-    results (``dense.DenseResult``; low-confidence pixels go to class 0). float64 (len(thresholds),)."""
+    results (``dense.DenseResult``; low-confidence pixels go to ``dense.background_class``). float64 (len(thresholds),)."""
     if len(dense_results) != len(labels) or not len(labels):
         raise ValueError(f"dense_results and labels must be non-empty and of equal length, got {len(dense_results)} and {len(labels)}")
     out = []
     for t in thresholds:
         cm = np.zeros((num_classes, num_classes), np.int64)
         for r, gt in zip(dense_results, labels):
-            cm += metrics.confusion_matrix(dense.probs_to_labels(r.probs, float(t)), gt, num_classes, ignore_index)
+            cm += metrics.confusion_matrix(dense.probs_to_labels(r.probs, float(t), dense.background_class(r.classes)), gt,
+                                          num_classes, ignore_index)
         out.append(metrics.metrics_from_confusion(cm)["miou"])
     return np.asarray(out, np.float64)
 

@@ -17,7 +17,7 @@ One function on one image (:func:`dense_probs`), reproducing the published SCLIP
 4. **PAMR** (optional, :mod:`ogclip_utils.pamr`) on the logits.
 5. **Post-processing** (:func:`postprocess`, cheap: sliders call it on cached logits) —
    × logit_scale → softmax over queries → max over each class's synonyms → ``area_thd`` →
-   ``prob_thd`` (low-confidence pixels → class 0 in ``labels``).
+   ``prob_thd`` (low-confidence pixels → the background class in ``labels``, found by name).
 
 Works for any open_clip ``VisionTransformer`` whose blocks use ``nn.MultiheadAttention``
 (tiny-shapes with its convolutional stem, ViT-B/16), on CPU, MPS or CUDA (fp16 autocast).
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from .checks import check_image as _check_image, check_pair as _pair
 from .clip import as_bundle as _as_clip, text_embeddings
 from .pamr import pamr
-from .vocabulary import parse_vocabulary
+from .vocabulary import background_index, parse_vocabulary
 
 # Old import paths (deprecated, one release): these moved to ogclip_utils.clip.
 from .clip import (TINY_TEMPLATES, default_templates, openai_templates, text_cache_dir,  # noqa: F401,E402
@@ -53,7 +53,7 @@ class DenseConfig:
     """Settings of a dense map, validated once (the pipeline, the CLI and the sliders read their defaults here).
 
     method: one of :data:`METHODS`. logit_scale: multiplies cosine similarities before the
-    softmax (> 0). prob_thd: pixels below it go to class 0 in ``labels`` (0–1). area_thd:
+    softmax (> 0). prob_thd: pixels below it go to the background class in ``labels`` (0–1; :func:`background_class`). area_thd:
     foreground classes covering at most this fraction of the foreground argmax get probability 0
     (None: off). crop, stride: sliding window in pixels (None: the model's input size and half
     of it; ``crop=0``: the whole image). short_side: resize the short side first (None: no).
@@ -91,7 +91,7 @@ class DenseResult:
             and ``area_thd``; ``prob_thd`` is applied to ``labels`` only, so the confidence
             views still show the real probabilities).
         classes: the C class names (first synonym of each vocabulary entry).
-        labels: int64 H×W argmax of ``probs``, pixels whose best probability < ``prob_thd`` → 0.
+        labels: int64 H×W argmax of ``probs``, pixels whose best probability < ``prob_thd`` → the background class.
         logits: float32 Q×H×W raw cosine similarities per query (before × logit_scale):
             :func:`postprocess` re-runs the thresholds from them without re-encoding.
         queries: the Q query names (every synonym); ``query_to_class`` int64 Q maps them to classes.
@@ -323,12 +323,21 @@ def dense_logits(clip, image: np.ndarray, text: torch.Tensor, method: str = "scl
 
 
 # ----------------------------------------------------------------------------- post-processing
+def background_class(classes: Sequence[str]) -> int:
+    """The class that low-confidence pixels go to and that ``area_thd`` never removes: the one
+    whose first synonym is "background" wherever it stands (``vocabulary.background_index``),
+    else entry 0 (SCLIP's convention, for vocabularies without a class named background)."""
+    b = background_index(classes)
+    return 0 if b is None else b
+
+
 def logits_to_probs(logits: torch.Tensor | np.ndarray, query_to_class: np.ndarray, num_classes: int,
-                    logit_scale: float = 40.0, area_thd: float | None = None) -> torch.Tensor:
+                    logit_scale: float = 40.0, area_thd: float | None = None, background: int = 0) -> torch.Tensor:
     """× logit_scale → softmax over queries → max over each class's synonyms → area_thd.
 
     logits: Q×H×W cosine similarities. Returns float32 C×H×W. ``area_thd``: a foreground class
-    (≥ 1) whose argmax area is ≤ area_thd × all foreground argmax pixels gets probability 0."""
+    (any but ``background``, see :func:`background_class`) whose argmax area is ≤ area_thd × all
+    foreground argmax pixels gets probability 0."""
     if not isinstance(logit_scale, (int, float, np.floating, np.integer)) or not logit_scale > 0:
         raise ValueError(f"logit_scale must be a positive number, got {logit_scale!r}")
     t = torch.as_tensor(logits).float()
@@ -341,20 +350,20 @@ def logits_to_probs(logits: torch.Tensor | np.ndarray, query_to_class: np.ndarra
             raise ValueError(f"area_thd must be a non-negative number or None, got {area_thd!r}")
         arg = p.argmax(0)
         area = torch.bincount(arg.reshape(-1), minlength=num_classes).float()
-        area[0] = 0
+        area[background] = 0
         keep = (area > float(area_thd) * area.sum()).float()
-        keep[0] = 1
+        keep[background] = 1
         p = p * keep.view(-1, 1, 1)
     return p
 
 
-def probs_to_labels(probs: torch.Tensor | np.ndarray, prob_thd: float = 0.0) -> np.ndarray:
-    """int64 H×W argmax; pixels whose best probability < prob_thd → 0 (the background class)."""
+def probs_to_labels(probs: torch.Tensor | np.ndarray, prob_thd: float = 0.0, background: int = 0) -> np.ndarray:
+    """int64 H×W argmax; pixels whose best probability < prob_thd → ``background`` (:func:`background_class`)."""
     if not isinstance(prob_thd, (int, float, np.floating, np.integer)) or not 0 <= prob_thd <= 1:
         raise ValueError(f"prob_thd must be a number in [0, 1], got {prob_thd!r}")
     p = torch.as_tensor(probs)
     best, arg = p.max(0)
-    arg[best < float(prob_thd)] = 0
+    arg[best < float(prob_thd)] = int(background)
     return arg.cpu().numpy().astype(np.int64)
 
 
@@ -369,8 +378,9 @@ def postprocess(result: DenseResult, logit_scale: float | None = None, prob_thd:
     pt = result.prob_thd if prob_thd is None else prob_thd
     at = result.area_thd if isinstance(area_thd, str) and area_thd == "same" else area_thd
     t = time.perf_counter()
-    p = logits_to_probs(result.logits, result.query_to_class, len(result.classes), ls, at)
-    labels = probs_to_labels(p, pt)
+    bg = background_class(result.classes)
+    p = logits_to_probs(result.logits, result.query_to_class, len(result.classes), ls, at, bg)
+    labels = probs_to_labels(p, pt, bg)
     timings = dict(result.timings, post=time.perf_counter() - t)
     return replace(result, probs=p.cpu().numpy().astype(np.float32), labels=labels, logit_scale=float(ls),
                    prob_thd=float(pt), area_thd=at, timings=timings)
@@ -388,10 +398,11 @@ def dense_probs(clip, image: np.ndarray, vocabulary: Sequence[str], method: str 
         clip: a ``models.ClipBundle`` (or an open_clip CLIP with a ViT image tower).
         image: uint8 H×W×3 RGB.
         vocabulary: class names; "a, b" lists synonyms of one class. With ``prob_thd`` > 0,
-            entry 0 receives the low-confidence pixels (it should be the background).
+            the low-confidence pixels go to the class named "background" wherever it stands,
+            else to entry 0 (:func:`background_class`).
         method: one of :data:`METHODS`.
         logit_scale: multiplies the cosine similarities before the softmax (SCLIP: 40).
-        prob_thd: pixels whose best probability is below it → class 0 in ``labels``.
+        prob_thd: pixels whose best probability is below it → the background class in ``labels``.
         area_thd: foreground classes covering ≤ area_thd of the foreground argmax area → prob 0.
         crop, stride: sliding window in pixels (after ``short_side``); default the model's input
             size and half of it; ``crop=0``: the whole image in one forward.

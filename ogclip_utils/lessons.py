@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from . import data, env, metrics, models
+from .og_clip.samples import interior_point
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Example:
     separated by ", "); clip / segmenter: the mode's models (``models.default_models``);
     labels: int64 H×W ground-truth class ids into ``vocabulary`` (offline), or None for a photo;
     objects: the ground-truth object names (offline), [] for a photo; note: what to expect in
-    this mode, one line."""
+    this mode, one line; scene: the ``data.Scene`` offline (objects, masks, caption), None for a photo."""
 
     mode: str
     name: str
@@ -37,6 +38,7 @@ class Example:
     labels: np.ndarray | None
     objects: list[str]
     note: str
+    scene: data.Scene | None = field(default=None, repr=False)
 
     @property
     def has_truth(self) -> bool:
@@ -68,10 +70,30 @@ class Example:
             return None
         return float(metrics.segmentation_metrics([label_map], [self.labels], len(self.vocabulary))["miou"])
 
-    def score(self, label_map: np.ndarray) -> str:
-        """``"mIoU 0.969"``, or ``"mIoU: no ground truth for a photo"``."""
-        m = self.miou(label_map)
-        return "mIoU: no ground truth for a photo" if m is None else f"mIoU {m:.3f}"
+    def score(self, label_map: np.ndarray, percent: bool = False) -> str:
+        """``"mIoU 0.969"`` (``percent``: ``"mIoU 12.3 %, pixel accuracy 76.8 %"``), or
+        ``"mIoU: no ground truth for a photo"``."""
+        if not self.has_truth:
+            return "mIoU: no ground truth for a photo"
+        if not percent:
+            return f"mIoU {self.miou(label_map):.3f}"
+        m = metrics.segmentation_metrics([label_map], [self.labels], len(self.vocabulary))
+        return f"mIoU {100 * m['miou']:.1f} %, pixel accuracy {100 * m['pixel_acc']:.1f} %"
+
+    def query_window(self, size: int) -> tuple[str, np.ndarray, tuple[int, int]]:
+        """``(what the point is on, size×size crop, (x, y) of the point in the crop)``: a window of
+        the model's input size around the most interior visible pixel of the first object
+        (offline; its centre may lie under another object) or around the image centre (a photo),
+        clamped inside the image."""
+        h, w = self.image.shape[:2]
+        if self.scene is not None and self.scene.objects:
+            obj = self.scene.objects[0]
+            (cx, cy), what = interior_point(obj.mask), obj.name
+        else:
+            cx, cy, what = w // 2, h // 2, f"the centre of {self.name}"
+        size = int(min(size, h, w))
+        x0, y0 = int(np.clip(cx - size // 2, 0, w - size)), int(np.clip(cy - size // 2, 0, h - size))
+        return what, self.image[y0:y0 + size, x0:x0 + size], (int(cx - x0), int(cy - y0))
 
 
 def example(mode: str | None = None, scene: int = 4242, size: int = 160, photo: str = "chelsea",
@@ -90,7 +112,7 @@ def example(mode: str | None = None, scene: int = 4242, size: int = 160, photo: 
         sc = data.make_scene(scene, size=size)
         return Example(mode, f"shapes scene {scene}", sc.image, list(data.CLASS_NAMES), clip, segmenter,
                        sc.labels, [o.name for o in sc.objects],
-                       f"offline: {clip.name} and the classical segmenter on a rendered scene with exact ground truth")
+                       f"offline: {clip.name} and the classical segmenter on a rendered scene with exact ground truth", sc)
     if photo not in data.PHOTO_VOCABULARIES:
         raise ValueError(f"photo={photo!r}: real-mode examples are the bundled photos {sorted(data.PHOTO_VOCABULARIES)}")
     clip = models.default_clip(mode) if clip is None else clip

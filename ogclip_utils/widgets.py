@@ -107,7 +107,7 @@ def prob_thd_panel(images: Sequence[np.ndarray], dense_results: Sequence, labels
 
     def draw(prob_thd: float, example: int):
         i = int(np.clip(example, 0, len(images) - 1))
-        lab = dense.probs_to_labels(dense_results[i].probs, float(prob_thd))
+        lab = dense.probs_to_labels(dense_results[i].probs, float(prob_thd), dense.background_class(dense_results[i].classes))
         fig, ax = plt.subplots(1, 4, figsize=(13, 3.2), gridspec_kw={"width_ratios": [1.5, 1, 1, 1]})
         ax[0].plot(th, 100 * curve, "o-", ms=3)
         ax[0].axvline(prob_thd, color="C3", lw=1)

@@ -132,7 +132,7 @@ def test_prob_thd_sweep_by_hand():
 
     # 1×4 image, 2 classes; class-1 probabilities 0.9, 0.6, 0.55, 0.2 ; truth 1, 1, 0, 0
     p1 = np.array([[0.9, 0.6, 0.55, 0.2]], np.float32)
-    r = SimpleNamespace(probs=np.stack([1 - p1, p1]))
+    r = SimpleNamespace(probs=np.stack([1 - p1, p1]), classes=["background", "thing"])
     gt = np.array([[1, 1, 0, 0]])
     curve = benchmark.prob_thd_sweep([r], [gt], [0.0, 0.58, 0.7, 0.95], 2)
     # 0.0: argmax → pred 1,1,1,0 : IoU0 = 1/2, IoU1 = 2/3

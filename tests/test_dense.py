@@ -444,3 +444,20 @@ def test_pamr_equals_the_dilated_convolution_formulation():
     for _ in range(3):
         m = (local(m, pamr_mod._pamr_kernels("copy"), (2, 4)) * aff).sum(2)
     np.testing.assert_allclose(dense.pamr(img, maps, num_iter=3, dilations=(2, 4)), m[0].numpy(), atol=1e-5)
+
+
+def test_background_is_found_by_name_for_prob_thd_and_area_thd(tiny):
+    """A vocabulary that puts its background last (every bundled photo's does): low-confidence
+    pixels go to *that* class, and area_thd never removes it, while class 0 is a foreground class."""
+    assert dense.background_class(["cat", "background, floor, wall"]) == 1
+    assert dense.background_class(["background", "cat"]) == 0 and dense.background_class(["cat", "dog"]) == 0
+    logits = torch.zeros(3, 10, 10)
+    logits[2] = 1.0  # background (last) everywhere …
+    logits[1, :5] = 2.0  # … class 1 on 50 pixels
+    logits[0, 9, 9] = 2.0  # … class 0, a real class, on one pixel
+    p = dense.logits_to_probs(logits, np.arange(3), 3, logit_scale=5.0, area_thd=0.1, background=2)
+    assert p[0].abs().max() == 0 and p[2].min() > 0  # the speck of class 0 removed, background kept
+    assert (dense.probs_to_labels(p, 0.999, background=2) == 2).all()  # every pixel is below 0.999
+    vocab = ["red circle", "blue square", "background"]
+    r = dense.dense_probs(tiny, _image(64, 96), vocab, logit_scale=5.0, prob_thd=0.99)
+    assert (r.labels == 2).all()  # not class 0 ("red circle")

@@ -67,3 +67,29 @@ def test_real_clip_templates_shrink_only_in_the_smoke_run(monkeypatch):
     monkeypatch.setenv("OGCLIP_SMOKE", "1")
     assert clip_mod.default_templates(Big()) == clip_mod.openai_templates()[:1]
     assert clip_mod.default_templates(type("T", (), {"name": "tiny-shapes"})()) == clip_mod.TINY_TEMPLATES
+
+
+def test_score_in_percent_and_the_query_window(ex):
+    m = metrics.segmentation_metrics([ex.labels], [ex.labels], data.NUM_CLASSES)
+    assert ex.score(ex.labels, percent=True) == f"mIoU {100 * m['miou']:.1f} %, pixel accuracy {100 * m['pixel_acc']:.1f} %"
+    what, crop, (x, y) = ex.query_window(64)
+    assert what == ex.objects[0] and crop.shape == (64, 64, 3)
+    from ogclip_utils.og_clip import interior_point
+
+    obj = data.make_scene(4242, size=96).objects[0]
+    cx, cy = (int(v) for v in interior_point(obj.mask))
+    assert obj.mask[cy, cx] and np.array_equal(crop[y, x], ex.image[cy, cx])  # the point is the object's interior pixel
+    assert 0 <= x < 64 and 0 <= y < 64
+
+
+def test_example_figure_draws_a_scene_and_a_photo(ex):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ogclip_utils import viz
+
+    assert len(viz.example_figure(ex).axes) == 3
+    photo = lessons.Example("real", "photo 'chelsea'", data.load_photo("chelsea"), ["cat", "background"], None, None,
+                            None, [], "real")
+    assert len(photo.query_window(224)[1]) == 224 and photo.query_window(224)[0].startswith("the centre")
+    assert len(viz.example_figure(photo).axes) == 1

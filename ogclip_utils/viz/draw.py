@@ -215,6 +215,16 @@ def scene_figure(scene, class_names: Sequence[str] | None = None, size: float = 
     return fig
 
 
+def example_figure(example, size: float = 3.2):
+    """A lesson's example (``lessons.Example``): a shapes scene as :func:`scene_figure` (image,
+    labels, instances), a photo as the image titled with its vocabulary; returns the figure."""
+    if getattr(example, "scene", None) is not None:
+        return scene_figure(example.scene, example.vocabulary, size=size)
+    h, w = example.image.shape[:2]
+    return image_grid([example.image], [f"{example.name}: " + " | ".join(example.vocabulary)], ncols=1,
+                      size=size * max(1.0, w / h))
+
+
 def curve(xs: Sequence[float], ys: dict, xlabel: str = "", ylabel: str = "", title: str = ""):
     """Line plot of several named series sharing ``xs``; returns the figure."""
     import matplotlib.pyplot as plt

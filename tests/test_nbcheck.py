@@ -134,13 +134,18 @@ def test_nbval_hook_applies_the_cell_tolerance(tmp_path):
     _printing_notebook(tmp_path / "exact.ipynb", "mIoU 14.3 %, n=749", "mIoU 14.1 %, n=749", None)
     _printing_notebook(tmp_path / "count.ipynb", "mIoU 14.1 %, n=748", "mIoU 14.1 %, n=749", 0.5)
 
-    def nbval(name):
-        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
-                               "--nbval-current-env", name], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    # one pytest run over the four notebooks (a kernel start each, not a Python start each)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "--nbval",
+                          "--nbval-current-env", "near.ipynb", "far.ipynb", "exact.ipynb", "count.ipynb"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    summary = [ln for ln in run.stdout.splitlines() if ln.startswith(("PASSED", "FAILED"))]
 
-    assert nbval("near.ipynb").returncode == 0
-    far = nbval("far.ipynb")
-    assert far.returncode != 0 and "committed 14.1, now 15.3" in far.stdout
-    assert nbval("exact.ipynb").returncode != 0  # no tolerance: compared exactly, as nbval does
-    count = nbval("count.ipynb")
-    assert count.returncode != 0 and "whole numbers must match exactly" in count.stdout
+    def outcome(name):
+        rows = [ln.split()[0] for ln in summary if f"{name}.ipynb::" in ln]
+        assert len(rows) == 1, f"expected one result for {name}.ipynb in:\n{run.stdout[-3000:]}"
+        return rows[0]
+
+    assert outcome("near") == "PASSED"
+    assert outcome("far") == "FAILED" and "committed 14.1, now 15.3" in run.stdout
+    assert outcome("exact") == "FAILED"  # no tolerance: compared exactly, as nbval does
+    assert outcome("count") == "FAILED" and "whole numbers must match exactly" in run.stdout

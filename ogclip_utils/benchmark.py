@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .arrays import resize_labels
-from . import __version__, datasets, dense, env, evaluation, metrics, models, paths, pipeline, viz
+from . import __version__, datasets, dense, env, evaluation, lessons, metrics, models, paths, pipeline, viz
 from .evaluation import Accumulator  # noqa: F401  (old import path benchmark.Accumulator)
 from .viz.benchmark import plot_comparison, plot_stage_times  # noqa: F401  (old import path)
 
@@ -225,6 +225,70 @@ def prob_thd_sweep(dense_results: Sequence, labels: Sequence[np.ndarray], thresh
                                           num_classes, ignore_index)
         out.append(metrics.metrics_from_confusion(cm)["miou"])
     return np.asarray(out, np.float64)
+
+
+# ----------------------------------------------------------------------------- notebook 06
+@dataclass
+class Lesson:
+    """What notebook 06 benchmarks, for the mode it runs in.
+
+    mode: "offline" or "real"; clip / segmenter: the mode's models (``models.default_models``);
+    dataset: the benchmark set (offline: the shapes benchmark; real: the first real set of
+    ``datasets.REAL_LESSON_SETS`` found in the cache, else the shapes benchmark measured with the
+    real models); settings: the dataset's published inference settings, resolved; note: one
+    line on what is measured here and what would make it a real-data measurement."""
+
+    mode: str
+    clip: object
+    segmenter: object
+    dataset: datasets.BenchDataset
+    settings: Settings
+    note: str
+
+    @property
+    def samples(self) -> list:
+        """Every sample of :attr:`dataset` (``datasets.Sample``: id, image, label)."""
+        return [self.dataset[i] for i in range(len(self.dataset))]
+
+    def cli_args(self, num_samples: int = 4) -> list[str]:
+        """The ``python -m ogclip_utils benchmark`` arguments that run this lesson's dataset and CLIP
+        on its first ``num_samples`` images (add ``--output-dir``)."""
+        args = ["benchmark", "--dataset", self.dataset.name, "--num-samples", str(min(num_samples, len(self.dataset))),
+                "--model", self.clip.name]
+        return args + (["--data-dir", self.settings.data_dir] if self.settings.data_dir else [])
+
+    def dense_map(self, image: np.ndarray, method: str = "sclip") -> dense.DenseResult:
+        """The dense map of ``image`` with the dataset's settings and no ``prob_thd`` / ``area_thd``
+        (the slider of notebook 06 re-thresholds it)."""
+        s = self.settings
+        return dense.dense_probs(self.clip, image, self.dataset.vocabulary, method=method, logit_scale=s.logit_scale,
+                                 crop=s.slide_crop, stride=s.slide_stride, short_side=s.short_side)
+
+
+def lesson(mode: str | None = None, num_samples: int = 12, size: int = 160, clip=None, segmenter=None) -> Lesson:
+    """The mode-aware set-up of notebook 06 (see :class:`Lesson`).
+
+    ``num_samples`` images (1 in the real-mode smoke run, ``OGCLIP_SMOKE=1``); ``size``: the
+    shapes scenes' side in pixels. Real datasets are looked up, never downloaded:
+    ``$OGCLIP_CACHE/datasets/<name>/`` or ``data/benchmarks/<name>/`` in the published layout."""
+    mode = env.get_mode(mode)
+    if clip is None or segmenter is None:
+        c, g = models.default_models(mode)
+        clip, segmenter = clip or c, segmenter or g
+    n = lessons.knob(num_samples, 1)
+    found = datasets.find_real() if mode == "real" else None
+    if found:
+        ds = datasets.load_dataset(found[0], data_dir=found[1], num_samples=n)
+        note = f"real: {clip.name} on {found[0]} ({found[1]}), its first {len(ds)} validation images"
+    else:
+        ds = datasets.load_dataset("shapes", num_samples=n, size=size)
+        note = (f"offline: {clip.name} and the classical segmenter on {len(ds)} shapes scenes with exact ground truth"
+                if mode == "offline" else
+                f"real: {clip.name} measured on {len(ds)} shapes scenes, because no real benchmark set is in the "
+                f"cache; put PASCAL VOC 2012 in {datasets.cache_root('pascal-voc')} (published layout, see "
+                f"datasets.INSTRUCTIONS) to measure on photos")
+    settings = Settings(dataset=ds.name, data_dir=str(found[1]) if found else None).resolved(ds)
+    return Lesson(mode, clip, segmenter, ds, settings, note)
 
 
 # ----------------------------------------------------------------------------- distributed

@@ -182,7 +182,7 @@ def benchmark_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ogclip_utils benchmark", description=benchmark.__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=datasets.DATASETS, default="shapes")
-    p.add_argument("--data-dir", default=None, help="dataset folder (default data/benchmarks/<dataset>)")
+    p.add_argument("--data-dir", default=None, help="dataset folder (default $OGCLIP_CACHE/datasets/<dataset>, else data/benchmarks/<dataset>)")
     p.add_argument("--num-samples", type=int, default=None, help="first N images (default all)")
     p.add_argument("--size", type=int, default=160, help="shapes scene size in pixels")
     p.add_argument("--method", choices=dense.METHODS, default="sclip", help="dense feature method")

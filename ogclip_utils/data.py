@@ -105,8 +105,8 @@ class Expression:
 
     text: str
     kind: str  # "attribute" or "relational"
-    target: int  # index into scene.objects
-    box: tuple[float, float, float, float]
+    target: int  # index into scene.objects (-1: an expression written for a photo)
+    box: tuple[float, float, float, float] | None  # x0, y0, x1, y1 pixels; None: no ground truth (a photo)
 
 
 # ----------------------------------------------------------------------------- rendering

@@ -266,11 +266,31 @@ def shapes(size: int = 160, num_objects: int | tuple[int, int] | None = (1, 4),
     return BenchDataset("shapes", ids, list(data.CLASS_NAMES), list(data.CLASS_NAMES), DEFAULTS["shapes"], 0, load, None)
 
 
+#: the real benchmark sets a real-mode lesson looks for, in this order (:func:`find_real`)
+REAL_LESSON_SETS = ("pascal-voc", "coco-object", "coco-stuff")
+
+
+def cache_root(name: str) -> Path:
+    """Where a real dataset lives in the project's one cache: ``$OGCLIP_CACHE/datasets/<name>/``."""
+    return paths.cache_dir("datasets") / paths.safe_name(name, max_len=80, keep_dots=True, default="dataset")
+
+
+def find_real(names: Sequence[str] = REAL_LESSON_SETS) -> tuple[str, Path] | None:
+    """``(name, folder)`` of the first of ``names`` present in the cache (:func:`cache_root`) or
+    in ``data/benchmarks/<name>/``, else None. Nothing is downloaded."""
+    for name in names:
+        for root in (cache_root(name), data.DATA_DIR / "benchmarks" / name):
+            if root.is_dir():
+                return name, root
+    return None
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None, num_samples: int | None = None,
                  size: int = 160) -> BenchDataset:
     """Open a benchmark dataset by name (see :data:`DATASETS`).
 
-    ``data_dir``: the dataset folder (ignored for shapes); default ``data/benchmarks/<name>``.
+    ``data_dir``: the dataset folder (ignored for shapes); default ``$OGCLIP_CACHE/datasets/<name>``
+    (:func:`cache_root`), or ``data/benchmarks/<name>`` where only that exists.
     ``num_samples``: keep the first N samples (in the published split order).
     ``size``: shapes scene size in pixels. Raises :class:`DatasetNotFoundError` (a
     ``FileNotFoundError``) with download and layout instructions when files are missing."""
@@ -283,7 +303,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, num_samples: int
             raise ValueError(f"num_samples: the shapes benchmark has {len(SHAPES_SEEDS)} scenes, got {num_samples}")
         ds = shapes(size=size)
     else:
-        root = Path(data_dir if data_dir is not None else data.DATA_DIR / "benchmarks" / paths.safe_name(name, max_len=80, keep_dots=True, default="dataset")).expanduser()
+        if data_dir is None:  # the cache first ($OGCLIP_CACHE/datasets/<name>), then data/benchmarks/<name>
+            found = find_real([name])
+            data_dir = found[1] if found else cache_root(name)
+        root = Path(data_dir).expanduser()
         if not root.exists():
             raise DatasetNotFoundError(f"--data-dir {root} does not exist.\n" + INSTRUCTIONS[name].format(root=root))
         ds = _voc(root, name == "voc20", name) if name in ("pascal-voc", "voc20") else _coco(root, name)

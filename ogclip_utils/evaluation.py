@@ -228,8 +228,11 @@ class GuidedVsGrid:
 
     @property
     def query_ratio(self) -> float:
-        """Grid queries per guided query (how many more times the grid asks the segmenter)."""
-        return self.grid.mean_queries / max(self.guided.mean_queries, 1e-9)
+        """Grid queries per guided query (how many more times the grid asks the segmenter); inf when
+        the guided run found no prompt at all (e.g. a random-init CLIP), nan when neither asked."""
+        if self.guided.mean_queries == 0:
+            return float("inf") if self.grid.mean_queries else float("nan")
+        return self.grid.mean_queries / self.guided.mean_queries
 
     @property
     def time_ratio(self) -> float:

@@ -313,6 +313,30 @@ def resolve_padding(padding: str, dets: Sequence[Detection]) -> str:
     return padding
 
 
+def paddings_for(dets: Sequence[Detection]) -> tuple[str, ...]:
+    """The :data:`PADDINGS` these detections allow: ``"masked"`` only when every one has a mask
+    (the shapes detector; YOLO and Faster R-CNN give boxes only)."""
+    masked = bool(dets) and all(d.mask is not None for d in dets)
+    return tuple(p for p in PADDINGS if p != "masked" or masked)
+
+
+def most_crowded(dets: Sequence[Detection]) -> Detection:
+    """The detection whose box holds the most of the *other* detections: their mask pixels inside
+    it when every detection has a mask, else the area (px²) of their boxes' overlap with it."""
+    if not dets:
+        raise ValueError("most_crowded needs at least one detection; the detector found none in this image")
+    masks = all(d.mask is not None for d in dets)
+
+    def foreign(d: Detection) -> float:
+        x0, y0, x1, y1 = (int(v) for v in d.box)
+        if masks:
+            return float(sum(int(o.mask[y0:y1, x0:x1].sum()) for o in dets if o is not d))
+        return float(sum(max(0.0, min(d.box[2], o.box[2]) - max(d.box[0], o.box[0])) *
+                         max(0.0, min(d.box[3], o.box[3]) - max(d.box[1], o.box[1])) for o in dets if o is not d))
+
+    return max(dets, key=foreign)
+
+
 def crop_detections(image: np.ndarray, dets: Sequence[Detection], padding: str = "auto", context: float = 0.15,
                     size: int | None = 64) -> list[np.ndarray]:
     """:func:`crop` of every detection (``padding`` resolved by :func:`resolve_padding`)."""

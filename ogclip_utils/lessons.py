@@ -5,7 +5,9 @@ Offline, :func:`example` returns a rendered shapes scene with its exact ground t
 photo with its vocabulary (``data.PHOTO_VOCABULARIES``), CLIP ViT-B/16 (OpenAI) and SAM2.1
 (tiny on a CPU, base+ on a CUDA GPU) — and no ground truth, so the cells that measure on the
 example say so instead of printing a number (:meth:`Example.score`). :func:`sized` shrinks a
-lesson's loop in the real-mode smoke run (``OGCLIP_SMOKE=1``).
+lesson's loop in the real-mode smoke run (``OGCLIP_SMOKE=1``). :func:`grounding_lesson` does the
+same for notebook 01 (a scene and its expressions offline, a photo and hand-written expressions
+in real mode, the shapes set for Acc@0.5 in both, RefCOCOg when it is in the cache).
 """
 from __future__ import annotations
 
@@ -14,7 +16,11 @@ from typing import Sequence
 
 import numpy as np
 
-from . import data, env, metrics, models
+import importlib.util
+import os
+from pathlib import Path
+
+from . import data, env, grounding, metrics, models, paths, refcocog
 from .og_clip.samples import interior_point
 
 
@@ -133,3 +139,124 @@ def sized(items: Sequence, smoke_size: int = 2) -> list:
 def knob(value: int, smoke: int) -> int:
     """``value``, or ``smoke`` in the real-mode smoke run (``OGCLIP_SMOKE=1``): e.g. a grid's side."""
     return int(smoke) if env.smoke() else int(value)
+
+
+# ----------------------------------------------------------------------------- notebook 01
+#: Referring expressions written for the bundled photos (real mode's notebook 01): (text, kind).
+#: They have no ground-truth boxes; the kinds follow the shapes world's (a relation word or not).
+PHOTO_EXPRESSIONS: dict[str, list[tuple[str, str]]] = {
+    "astronaut": [("the American flag", "attribute"), ("the woman in the orange suit", "attribute"),
+                  ("the small model of the space shuttle", "attribute"), ("the flag behind the woman", "relational"),
+                  ("the person next to the flag", "relational")],
+    "coffee": [("the cup of coffee", "attribute"), ("the white saucer", "attribute"), ("the small spoon", "attribute"),
+               ("the spoon on the saucer", "relational")],
+}
+
+#: where real mode looks for RefCOCOg (umd): this folder of the cache, or ``$OGCLIP_REFCOCOG``
+REFCOCOG_HOWTO = ("RefCOCOg (umd) is not in $OGCLIP_CACHE/datasets/refcocog/ (nor in $OGCLIP_REFCOCOG). It needs "
+                  "refs(umd).p and instances.json from https://bvisionweb1.cs.unc.edu/licheng/referit/data/refcocog.zip "
+                  "(about 40 MB) and the COCO train2014 images in images/train2014/ "
+                  "(http://images.cocodataset.org/zips/train2014.zip, about 13 GB), unpacked into that folder.")
+
+
+def refcocog_root() -> Path | None:
+    """The RefCOCOg folder real mode uses: ``$OGCLIP_REFCOCOG``, else ``$OGCLIP_CACHE/datasets/refcocog``
+    when it exists; None when neither does."""
+    for root in (os.environ.get("OGCLIP_REFCOCOG"), paths.cache_dir("datasets") / "refcocog"):
+        if root and Path(root).expanduser().is_dir():
+            return Path(root).expanduser()
+    return None
+
+
+def real_detector() -> str:
+    """Real mode's proposal detector: ``"yolo"`` when ultralytics is installed, else ``"torchvision"``
+    (Faster R-CNN MobileNetV3; both read their weights from the project's cache)."""
+    return "yolo" if importlib.util.find_spec("ultralytics") is not None else "torchvision"
+
+
+@dataclass
+class GroundingLesson:
+    """What notebook 01 grounds, for the mode it runs in.
+
+    mode; name: what the image is; image: uint8 H×W×3; expressions: ``data.Expression`` (offline
+    with the target's box; on a photo ``box`` is None); clip: the mode's CLIP; detector: a
+    ``detectors.DETECTORS`` name ("shapes" offline; "yolo" or "torchvision" in real mode);
+    eval_seeds: the shapes scenes of the Acc@0.5 table (both modes: exact ground truth, and the
+    shapes detector, since a COCO detector knows no shapes); note: what to expect in this mode."""
+
+    mode: str
+    name: str
+    image: np.ndarray
+    expressions: list
+    clip: object = field(repr=False)
+    detector: object
+    eval_seeds: list[int]
+    note: str
+
+    def detect(self, fallback_grid: int = 3) -> list:
+        """The detector's proposals for :attr:`image` (``detectors.detect``). When it proposes
+        nothing (a random-init stand-in; a photo without COCO objects) a ``fallback_grid``² grid of
+        boxes stands in, with confidence 0 and label "grid", and a line says so, so that the
+        lesson's cells still have candidates to score."""
+        from .detectors import Detection, detect
+
+        dets = detect(self.image, self.detector)
+        if dets:
+            return dets
+        h, w = self.image.shape[:2]
+        n = int(fallback_grid)
+        print(f"{self.detector} proposed no box in {self.name}; using a {n}×{n} grid of boxes instead")
+        return [Detection((w * i / n, h * j / n, w * (i + 1) / n, h * (j + 1) / n), 0.0, "grid")
+                for j in range(n) for i in range(n)]
+
+    def iou_text(self, box, expression) -> str:
+        """``"IoU with truth 0.99"`` for ``box`` against the expression's box, or ``"no ground truth"``."""
+        if expression.box is None:
+            return "no ground truth (a photo)"
+        return f"IoU with truth {metrics.box_iou(box, expression.box) if box is not None else 0.0:.2f}"
+
+    def evaluate(self, progress: bool = False) -> "grounding.Evaluation":
+        """Acc@0.5 of every ``grounding.DEFAULT_VARIANTS`` row with this lesson's CLIP on the shapes set
+        (``eval_seeds``, the shapes detector)."""
+        return grounding.evaluate(self.clip, self.eval_seeds, progress=progress)
+
+    def refcocog(self, limit: int = 200, padding: str = "square") -> str:
+        """Acc@0.5 of crop grounding (full sentence, ``padding``) on the first ``limit`` RefCOCOg (umd)
+        validation sentences with this lesson's CLIP and detector, as one line — or, offline or
+        without RefCOCOg in the cache, what it needs and how to get it (nothing is downloaded)."""
+        if self.mode != "real":
+            return "RefCOCOg is real mode's data (photos, a COCO detector); offline the shapes set above is the measurement."
+        root = refcocog_root()
+        if root is None:
+            return REFCOCOG_HOWTO
+        refs = refcocog.load_refcocog(root, "val", limit=limit)
+        boxes = [grounding.ground(x.load_image(), x.sentence, self.clip, detector=self.detector, padding=padding).box
+                 or (0, 0, 0, 0) for x in refs]
+        acc = metrics.grounding_accuracy(boxes, [x.box for x in refs])
+        return (f"RefCOCOg umd val, first {acc['n']} sentences, {self.clip.name} + {self.detector} proposals, "
+                f"padding={padding}: Acc@0.5 {acc['all']:.1f} %")
+
+
+def grounding_lesson(mode: str | None = None, scene: int = 71_500_008, photo: str = "astronaut", clip=None,
+                     detector=None, num_eval: int = 80) -> GroundingLesson:
+    """The mode-aware set-up of notebook 01 (see :class:`GroundingLesson`).
+
+    Offline: ``data.make_scene(scene, size=160, num_objects=4)`` and its generated expressions,
+    tiny-shapes, the shapes detector. Real: the bundled ``photo`` with :data:`PHOTO_EXPRESSIONS`,
+    ViT-B/16, :func:`real_detector`. ``clip`` / ``detector`` override the mode's. ``num_eval`` shapes scenes from ``grounding.EVAL_SEED_BASE``
+    for the table (2 in the smoke run)."""
+    mode = env.get_mode(mode)
+    clip = models.default_clip(mode) if clip is None else clip
+    seeds = list(range(grounding.EVAL_SEED_BASE, grounding.EVAL_SEED_BASE + knob(num_eval, 2)))
+    if mode == "offline":
+        sc = data.make_scene(scene, size=160, num_objects=4)
+        return GroundingLesson(mode, f"shapes scene {scene}", sc.image, data.referring_expressions(sc), clip,
+                               detector or "shapes",
+                               seeds, f"offline: {clip.name} and the shapes detector on a rendered scene with exact boxes")
+    if photo not in PHOTO_EXPRESSIONS:
+        raise ValueError(f"photo={photo!r}: expressions are written for {sorted(PHOTO_EXPRESSIONS)}")
+    exprs = [data.Expression(t, k, -1, None) for t, k in PHOTO_EXPRESSIONS[photo]]
+    det = detector or real_detector()
+    return GroundingLesson(mode, f"photo {photo!r}", data.load_photo(photo), exprs, clip, det, seeds,
+                           f"real: {clip.name} and {det} proposals on the bundled photo {photo!r} (no ground-truth "
+                           "boxes); the Acc@0.5 table measures the same CLIP on the shapes set")

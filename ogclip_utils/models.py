@@ -118,6 +118,20 @@ def default_models(mode: str | None = None, device: str | None = None):
     return default_clip(mode, device), default_segmenter(mode, device)
 
 
+def clip_summary(clip: ClipBundle) -> str:
+    """Two lines about a loaded CLIP: name, parameters (millions), input side (px) and token grid;
+    then where its weights come from (tiny-shapes: this repository's training run and its
+    held-out accuracy from the card; otherwise open_clip's weights id)."""
+    n = sum(p.numel() for p in clip.model.parameters())
+    head = (f"{clip.name}: {n / 1e6:.2f} M parameters, input {clip.image_size} px, "
+            f"token grid {tuple(clip.model.visual.grid_size)}")
+    if clip.name == TINY_NAME:
+        acc = tiny_card().get("held_out", {}).get("accuracy")
+        return head + ("\nweights: trained by this repository on shapes-world captions; held-out 30-way accuracy "
+                       f"at training time {acc}")
+    return head + f"\nweights: {clip.weights_id} (open_clip; OpenAI's are trained on 400 M web image-text pairs)"
+
+
 def clip_name(name: str) -> str:
     """open_clip's spelling of a CLIP name: OpenAI's ``"ViT-B/16"`` (the seeds' ``--model``) → ``"ViT-B-16"``."""
     return name.replace("/", "-") if isinstance(name, str) and name.startswith(("ViT-", "RN")) else name
@@ -248,14 +262,15 @@ def load_clip(name: str = TINY_NAME, pretrained: str | bool | None = None, devic
 
 
 def load_segmenter(name: str = "classical", checkpoint: str | None = None, device: str | None = None,
-                   model_cfg: str | None = None, **kwargs):
+                   model_cfg: str | None = None, precision: str = "auto", **kwargs):
     """A promptable segmenter with ``set_image(img)`` and
     ``predict(point_coords, point_labels, box=None, multimask_output=True) -> (masks C×H×W bool, scores C, logits)``.
 
     ``"classical"``: :class:`ogclip_utils.segmenters.ClassicalSegmenter` (offline, no weights).
     ``"sam2.1-hiera-{tiny,small,base_plus,large}"``: SAM2.1 through the official ``sam2``
     package; ``checkpoint=None`` downloads the official file, ``checkpoint="random"`` builds
-    the architecture at random init (tests), or a local path.
+    the architecture at random init (tests), or a local path. ``precision`` (SAM2 only):
+    ``segmenters.resolve_sam2_precision`` — bf16/fp16 autocast on CUDA under ``"auto"``, fp32 elsewhere.
     """
     if name == "classical":
         return ClassicalSegmenter(**kwargs)
@@ -263,4 +278,4 @@ def load_segmenter(name: str = "classical", checkpoint: str | None = None, devic
     if key not in REGISTRY or REGISTRY[key].kind != "sam2":
         raise ValueError(f"unknown segmenter {name!r}; use 'classical' or one of "
                          f"{[k for k, v in REGISTRY.items() if v.kind == 'sam2']}")
-    return load_sam2(key, checkpoint=checkpoint, device=device, model_cfg=model_cfg)
+    return load_sam2(key, checkpoint=checkpoint, device=device, model_cfg=model_cfg, precision=precision)

@@ -8,6 +8,10 @@ still works) collects, each in its own section:
 - ``guided_vs_grid``: segmenter queries and seconds per image of the CLIP-guided pipeline
   (``pipeline.segment``) against the blind N×N grid (``refine.grid_baseline``) on shapes
   scenes, with both mIoUs;
+- ``real_pipeline``: :func:`real_pipeline_speed` — ``pipeline.segment`` in real mode
+  (ViT-B/16 + SAM2.1-tiny) per stage and SAM2's ``SAM2AutomaticMaskGenerator`` N×N grid
+  (named with the same CLIP) on the same photo and device; with random-init stand-ins
+  when the official weights are not in the cache (speeds only, then);
 - ``notebooks``: wall time of executing each ``notebooks/NN_*.ipynb`` (a temporary copy,
   via ``nbtools.execute``, offline);
 - ``memory``: peak resident memory of this process and of the notebook kernels (MiB), and
@@ -35,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import clip as clip_mod
-from . import datasets, dense, env, evaluation, models, nbtools
+from . import data, datasets, dense, env, evaluation, models, nbtools, pipeline, refine, standins, weights
 from .paths import NOTEBOOK_DIR
 
 
@@ -158,6 +162,54 @@ def precision_speed(model: str = "ViT-B-16", crops: int = 8, repeats: int = 3, s
     return out
 
 
+def real_pipeline_speed(photo: str = "chelsea", points_per_side: int = 32, segmenter: str = "sam2.1-hiera-tiny",
+                        device: str | None = None) -> dict:
+    """Real mode's guided pipeline against SAM2's automatic mask generator on one bundled photo.
+
+    ``pipeline.segment`` (ViT-B/16 + ``segmenter``, the photo's vocabulary, text embeddings
+    warmed up first) seconds per stage and segmenter queries, then ``refine.grid_baseline``
+    (``SAM2AutomaticMaskGenerator`` with ``points_per_side``², its masks named by the same CLIP)
+    on the same image and device. Official weights from ``$OGCLIP_CACHE`` when present, else
+    random-init stand-ins written into a temporary cache (``"weights"`` says which): the
+    seconds are then real, the masks meaningless."""
+    import os
+
+    vocab = data.PHOTO_VOCABULARIES[photo]
+    image = data.load_photo(photo)
+    dev = str(device or env.get_device())
+    ck = weights.checkpoint_path("clip-vit-b-16-openai")
+    real = ck.exists() and not standins.is_standin(ck) and weights.checkpoint_path(segmenter).exists()
+    old = os.environ.get("OGCLIP_CACHE")
+    tmp = None if real else tempfile.mkdtemp(prefix="ogclip-bench-cache-")
+    try:
+        if tmp:
+            os.environ["OGCLIP_CACHE"] = tmp
+            standins.write_all(["clip", "sam2"])
+        clip = models.load_clip("ViT-B-16", pretrained="openai", device=dev)
+        seg = models.load_segmenter(segmenter, device=dev)
+        pipeline.segment(image, vocab, clip=clip, segmenter=seg)  # warm-up: text embeddings, kernels
+        t = time.perf_counter()
+        res = pipeline.segment(image, vocab, clip=clip, segmenter=seg)
+        guided_s = time.perf_counter() - t
+        t = time.perf_counter()
+        grid = refine.grid_baseline(seg, image, points_per_side, clip=clip, class_names=vocab)
+        grid_s = time.perf_counter() - t
+    finally:
+        if tmp:
+            if old is None:
+                os.environ.pop("OGCLIP_CACHE", None)
+            else:
+                os.environ["OGCLIP_CACHE"] = old
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {"photo": photo, "image_hw": list(image.shape[:2]), "device": dev, "clip": clip.name,
+            "clip_precision": getattr(clip, "precision", "fp32"), "segmenter": segmenter,
+            "weights": "official" if real else "random-init stand-ins (speeds only)", "threads": torch.get_num_threads(),
+            "guided": {"seconds": round(guided_s, 3), "stages_s": {k: round(float(v), 3) for k, v in res.timings.items()},
+                       "queries": int(res.num_queries)},
+            "grid": {"points_per_side": int(points_per_side), "seconds": round(grid_s, 3), "queries": int(grid.num_queries)},
+            "time_ratio_grid_over_guided": round(grid_s / max(guided_s, 1e-9), 1)}
+
+
 def dense_speed() -> dict:
     """:func:`speed_benchmark` with its defaults (ViT-B/16 at random init on a 448×597 image)."""
     return speed_benchmark()
@@ -240,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=128, help="scene size in pixels")
     p.add_argument("--grid", type=int, default=32, help="points per side of the blind grid")
     p.add_argument("--skip-notebooks", action="store_true")
+    p.add_argument("--skip-real", action="store_true", help="skip the real-mode pipeline vs SAM2 automatic-mask-generator part")
+    p.add_argument("--real-grid", type=int, default=32, help="points per side of SAM2's automatic mask generator")
     p.add_argument("--notebooks", default="[0-9][0-9]_*.ipynb", help="glob of notebooks to time")
     a = p.parse_args(argv)
     if a.scenes < 1 or a.grid < 1 or a.size < 16:
@@ -253,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                     "dense_speed": _part("dense_speed", dense_speed),
                     "precision": _part("precision", precision_speed),
                     "guided_vs_grid": _part("guided_vs_grid", lambda: guided_vs_grid(a.scenes, a.size, a.grid))}
+    report["real_pipeline"] = ({"skipped": True} if a.skip_real
+                               else _part("real_pipeline", lambda: real_pipeline_speed(points_per_side=a.real_grid)))
     report["notebooks"] = ({"skipped": True} if a.skip_notebooks
                            else _part("notebooks", lambda: notebook_runtimes(a.notebooks)))
     report["memory"] = peak_memory()

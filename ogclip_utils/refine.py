@@ -17,7 +17,7 @@ from . import dense, prompts as _prompts
 from .checks import check_image as _as_image
 from .arrays import crop_box, mask_box, masked_crop, resize_rgb
 from .vocabulary import background_index
-from .segmenters import LOWRES, ClassicalSegmenter  # noqa: F401  (ClassicalSegmenter: old import path, moved to segmenters)
+from .segmenters import LOWRES, ClassicalSegmenter, sam2_autocast  # noqa: F401  (ClassicalSegmenter: old import path, moved to segmenters)
 
 
 MASK_CHOICES = ("score", "agreement")
@@ -212,7 +212,8 @@ def ensure_image(predictor, image: np.ndarray, mode: bool | str = "auto") -> boo
         raise ValueError(f"set_image must be True, False or 'auto', got {mode!r}")
     key = _image_key(image)
     if mode is True or (mode == "auto" and getattr(predictor, "_ogclip_image_key", None) != key):
-        predictor.set_image(image)
+        with sam2_autocast(predictor):
+            predictor.set_image(image)
         predictor._ogclip_image_key = key
         return True
     return False
@@ -233,13 +234,15 @@ def _query(predictor, prompts, multimask_output: bool = True) -> list[tuple[np.n
         if _is_sam2(predictor) and len(idx) > 1:
             pts = np.stack([prompts[i].points for i in idx]).astype(np.float32)
             lab = np.stack([prompts[i].labels for i in idx]).astype(np.int32)
-            masks, scores, _ = predictor.predict(point_coords=pts, point_labels=lab, multimask_output=multimask_output)
+            with sam2_autocast(predictor):
+                masks, scores, _ = predictor.predict(point_coords=pts, point_labels=lab, multimask_output=multimask_output)
             for j, i in enumerate(idx):
                 out[i] = (np.asarray(masks[j]) > 0, np.asarray(scores[j], np.float32).reshape(-1))
         else:
             for i in idx:
-                masks, scores, _ = predictor.predict(point_coords=prompts[i].points, point_labels=prompts[i].labels,
-                                                     multimask_output=multimask_output)
+                with sam2_autocast(predictor):
+                    masks, scores, _ = predictor.predict(point_coords=prompts[i].points, point_labels=prompts[i].labels,
+                                                         multimask_output=multimask_output)
                 out[i] = (np.asarray(masks) > 0, np.asarray(scores, np.float32).reshape(-1))
     return out
 
@@ -484,7 +487,9 @@ def grid_baseline(predictor, image, points_per_side: int = 32, *, clip=None, cla
         from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
         gen = SAM2AutomaticMaskGenerator(predictor.model, points_per_side=n, box_nms_thresh=float(iou_threshold))
-        for rec in gen.generate(img):
+        with sam2_autocast(predictor):
+            records = gen.generate(img)
+        for rec in records:
             m = np.asarray(rec["segmentation"], bool)
             if m.sum() >= min_area and (max_area is None or m.sum() <= max_area):
                 found.append(Instance(m, -1, float(rec["predicted_iou"]), 1.0, []))

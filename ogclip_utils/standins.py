@@ -37,8 +37,24 @@ def write_clip(seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = open_clip.create_model("ViT-B-16-quickgelu", pretrained=None)
     path = weights.checkpoint_path("clip-vit-b-16-openai")
-    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(path))
+    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(path),
+              metadata={"format": "pt", STANDIN_KEY: "random-init"})
     return path
+
+
+#: safetensors metadata key that marks a stand-in (``make bench`` then reports speeds only)
+STANDIN_KEY = "ogclip_standin"
+
+
+def is_standin(path) -> bool:
+    """True when the safetensors file at ``path`` was written by this module (its metadata says so)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get(STANDIN_KEY) == "random-init"
+    except Exception:  # noqa: BLE001 - unreadable / not safetensors: not ours
+        return False
 
 
 def write_sam2(name: str = "sam2.1-hiera-tiny", seed: int = 0) -> Path:

@@ -119,3 +119,36 @@ def test_read_class_names(tmp_path):
     assert len(lines) == 21 and lines[0][:2] == ["sky", "wall"]
     assert len(datasets.read_class_names(datasets.CLASS_NAME_DIR / "coco_stuff.txt")) == 171
     assert len(datasets.read_class_names(datasets.CLASS_NAME_DIR / "coco_object.txt")) == 81
+
+
+def test_the_cache_is_the_default_home_of_a_real_dataset(voc_root, tmp_path, monkeypatch):
+    """``$OGCLIP_CACHE/datasets/<name>/`` is looked up first; a missing one names the cache in its error."""
+    root, _ = voc_root
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("OGCLIP_CACHE", str(cache))
+    assert datasets.find_real() is None or datasets.find_real()[1].parent.name == "benchmarks"
+    with pytest.raises(datasets.DatasetNotFoundError, match="datasets/pascal-voc"):
+        datasets.load_dataset("pascal-voc")
+    (cache / "datasets").mkdir(parents=True, exist_ok=True)
+    (root / "VOCdevkit").rename(cache / "datasets" / "pascal-voc")
+    assert datasets.find_real() == ("pascal-voc", cache / "datasets" / "pascal-voc")
+    assert len(datasets.load_dataset("pascal-voc")) == 2
+
+
+def test_benchmark_lesson_measures_a_real_set_when_the_cache_has_one(voc_root, tmp_path, monkeypatch):
+    from ogclip_utils import benchmark, models
+
+    root, _ = voc_root
+    monkeypatch.setenv("OGCLIP_CACHE", str(tmp_path / "cache"))
+    clip, seg = models.default_models("offline")
+    off = benchmark.lesson("offline", num_samples=3)
+    assert off.dataset.name == "shapes" and len(off.samples) == 3 and off.settings.slide_crop == 64
+    assert off.note.startswith("offline") and off.cli_args(4)[:6] == ["benchmark", "--dataset", "shapes", "--num-samples", "3", "--model"]
+    # real mode without a real set: the shapes scenes, and the note says what to add
+    real = benchmark.lesson("real", num_samples=2, clip=clip, segmenter=seg)
+    assert real.dataset.name == "shapes" and "no real benchmark set" in real.note and "pascal-voc" in real.note
+    (tmp_path / "cache" / "datasets").mkdir(parents=True, exist_ok=True)
+    (root / "VOCdevkit").rename(tmp_path / "cache" / "datasets" / "pascal-voc")
+    real = benchmark.lesson("real", num_samples=2, clip=clip, segmenter=seg)
+    assert real.dataset.name == "pascal-voc" and len(real.samples) == 2 and real.settings.short_side == 336
+    assert "--data-dir" in real.cli_args() and real.dense_map(real.samples[0].image).probs.shape[0] == 21

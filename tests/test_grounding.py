@@ -192,7 +192,7 @@ def test_trained_model_grounds_attribute_expressions(trained_clip):
 def _write_refcocog(root):
     from PIL import Image
 
-    (root / "refcocog").mkdir()
+    (root / "refcocog").mkdir(parents=True)
     (root / "images" / "train2014").mkdir(parents=True)
     Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(root / "images/train2014/COCO_train2014_000000000007.jpg")
     refs = [
@@ -274,3 +274,56 @@ def test_auto_padding_uses_masks_only_when_every_detection_has_one():
         grounding.crop_detections(np.zeros((4, 4, 3), np.uint8), mixed, "masked")
     with pytest.raises(ValueError, match="padding must be"):
         grounding.resolve_padding("letterbox", mixed)
+
+
+def test_paddings_and_crowding_for_box_only_detections():
+    from ogclip_utils.detectors import Detection
+
+    boxes = [Detection((0, 0, 10, 10), 0.9, "a"), Detection((5, 5, 20, 20), 0.8, "b"), Detection((15, 15, 40, 40), 0.7, "c")]
+    assert grounding.paddings_for(boxes) == ("none", "context", "square")
+    assert grounding.most_crowded(boxes).label == "b"  # 25 px² of "a" and 25 of "c" inside its box
+    masked = [Detection(d.box, d.confidence, d.label, np.zeros((48, 48), bool)) for d in boxes]
+    assert grounding.paddings_for(masked) == grounding.PADDINGS
+    with pytest.raises(ValueError, match="at least one detection"):
+        grounding.most_crowded([])
+
+
+def test_grounding_lesson_offline_has_exact_boxes(monkeypatch):
+    from ogclip_utils import lessons
+
+    monkeypatch.setenv("OGCLIP_SMOKE", "1")
+    L = lessons.grounding_lesson("offline")
+    assert L.detector == "shapes" and L.clip.name == "tiny-shapes" and len(L.eval_seeds) == 2
+    e = L.expressions[0]
+    assert e.box is not None and L.iou_text(e.box, e) == "IoU with truth 1.00" and L.iou_text(None, e) == "IoU with truth 0.00"
+    assert "real mode" in L.refcocog()
+
+
+def test_grounding_lesson_in_real_mode_reads_refcocog_from_the_cache(tmp_path, monkeypatch):
+    """A photo with hand-written expressions (no boxes); RefCOCOg only when it is there, never fetched."""
+    from ogclip_utils import lessons
+
+    monkeypatch.setenv("OGCLIP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("OGCLIP_REFCOCOG", raising=False)
+    tiny = models.load_clip("tiny-shapes")
+    L = lessons.grounding_lesson("real", clip=tiny, detector="shapes")
+    assert L.name == "photo 'astronaut'" and L.expressions and all(e.box is None and e.target == -1 for e in L.expressions)
+    assert {e.kind for e in L.expressions} == {"attribute", "relational"}
+    assert L.iou_text((0, 0, 5, 5), L.expressions[0]).startswith("no ground truth")
+    assert L.refcocog() == lessons.REFCOCOG_HOWTO
+    _write_refcocog(tmp_path / "cache" / "datasets" / "refcocog")
+    line = L.refcocog(limit=2)
+    assert line.startswith("RefCOCOg umd val, first 2 sentences, tiny-shapes + shapes proposals") and "Acc@0.5" in line
+    with pytest.raises(ValueError, match="photo="):
+        lessons.grounding_lesson("real", clip=tiny, detector="shapes", photo="chelsea")
+
+
+def test_grounding_lesson_falls_back_to_grid_boxes_when_the_detector_finds_nothing(capsys):
+    from ogclip_utils import lessons
+
+    L = lessons.grounding_lesson("real", clip=models.load_clip("tiny-shapes"), detector=lambda image: [])
+    dets = L.detect()
+    assert len(dets) == 9 and all(d.label == "grid" and d.confidence == 0.0 for d in dets)
+    assert "proposed no box" in capsys.readouterr().out
+    h, w = L.image.shape[:2]
+    assert dets[-1].box == (w * 2 / 3, h * 2 / 3, float(w), float(h))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from ogclip_utils import data, dense, models, og_clip, tiny_clip
+from ogclip_utils import data, dense, models, og_clip, segmenters, tiny_clip
 
 
 def test_auto_chooses_by_device_and_model(monkeypatch):
@@ -81,3 +81,38 @@ def test_object_guided_clip_trains_on_a_bf16_clip(tiny_pair):
         s = samples[0]
         emb = run.model.encode_objects([s.image], [s.masks[s.target]])
         assert emb.dtype == torch.float32 and torch.isfinite(emb).all()
+
+
+def test_sam2_precision_resolves_per_device():
+    assert segmenters.resolve_sam2_precision("auto", "cpu") == "fp32"
+    assert segmenters.resolve_sam2_precision("amp-bf16", "cpu") == "amp-bf16"
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        segmenters.resolve_sam2_precision("amp-fp16", "cpu")
+    with pytest.raises(ValueError, match="one of"):
+        segmenters.resolve_sam2_precision("half", "cpu")
+    if torch.cuda.is_available():
+        assert segmenters.resolve_sam2_precision("auto", "cuda").startswith("amp-")
+
+
+def test_sam2_bf16_autocast_matches_fp32_at_random_init():
+    """The same random-init SAM2.1-tiny, fp32 vs bf16 autocast (the CUDA default, here on the CPU):
+    mask logits stay close and the thresholded masks agree on almost every pixel."""
+    from ogclip_utils import refine
+
+    torch.manual_seed(0)
+    p32 = models.load_segmenter("sam2.1-hiera-tiny", checkpoint="random", device="cpu", precision="fp32")
+    p16 = models.load_segmenter("sam2.1-hiera-tiny", checkpoint="random", device="cpu", precision="amp-bf16")
+    p16.model.load_state_dict(p32.model.state_dict())
+    assert (p32.ogclip_precision, p16.ogclip_precision) == ("fp32", "amp-bf16")
+    img = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    pts, lab = np.array([[40.0, 50.0]], np.float32), np.array([1], np.int32)
+    out = []
+    for p in (p32, p16):
+        refine.ensure_image(p, img, True)
+        with segmenters.sam2_autocast(p):
+            out.append(p.predict(point_coords=pts, point_labels=lab, multimask_output=True, return_logits=True))
+    (m32, s32, _), (m16, s16, _) = out
+    assert m16.dtype == np.float32 and m16.shape == m32.shape
+    corr = np.corrcoef(m32.ravel(), m16.ravel())[0, 1]
+    agree = float(((m32 > 0) == (m16 > 0)).mean())
+    assert corr > 0.99 and agree > 0.97, (corr, agree)

@@ -128,3 +128,15 @@ def test_lesson_example_in_real_mode_is_a_photo_with_the_real_models(real_models
     assert "no ground truth" in ex.describe() and ex.truth(np.ones(ex.image.shape[:2], bool)) == "no ground truth"
     r = pipeline.segment(ex.image, ex.vocabulary, clip=ex.clip, segmenter=ex.segmenter)
     assert ex.miou(r.label_map) is None and ex.score(r.label_map).startswith("mIoU: no ground truth")
+
+
+def test_make_bench_times_the_real_pipeline_against_sam2s_mask_generator(real_cache):
+    """``perf.real_pipeline_speed``: guided pipeline vs SAM2AutomaticMaskGenerator on one photo (a 2×2 grid here)."""
+    from ogclip_utils import perf
+
+    cache, written = real_cache
+    assert standins.is_standin(written["clip"])
+    r = perf.real_pipeline_speed(points_per_side=2, device="cpu")
+    assert r["weights"].startswith("random-init") and r["clip"] == "ViT-B-16" and r["image_hw"] == [300, 451]
+    assert {"dense", "prompts", "refine", "total"} <= set(r["guided"]["stages_s"]) and r["grid"]["queries"] == 4
+    assert r["grid"]["seconds"] > 0 and r["guided"]["seconds"] > 0

@@ -25,6 +25,7 @@ import re
 
 import numpy as np
 
+from ..segmenters import sam2_autocast
 from .. import data
 from .samples import interior_point, segment_point
 
@@ -186,7 +187,8 @@ def segmenter_masks(samples: Sequence[ContextSample], segmenter) -> list[Context
     (the best of its multimask candidates); ``gt_masks`` keeps the ground truth."""
     out = []
     for s in samples:
-        segmenter.set_image(s.image)
+        with sam2_autocast(segmenter):
+            segmenter.set_image(s.image)
         masks = np.stack([segment_point(segmenter, tuple(p)) for p in s.points()])
         out.append(replace(s, masks=masks, mask_source="segmenter"))
     return out

@@ -29,6 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..segmenters import sam2_autocast
 from .. import data
 from .context import ContextSample, parse_relation
 from .samples import interior_point, polygon_mask, segment_point
@@ -101,8 +102,9 @@ def read_folder(folder: str | os.PathLike, segmenter=None) -> list[ContextSample
                     raise FolderError(f"samples[{k}].mask is {gt.shape}, its image is {image.shape[:2]}")
             gts.append(gt)
             if segmenter is not None:
-                segmenter.set_image(image)
-                m, sc, _ = segmenter.predict(point_coords=pts, point_labels=lab, multimask_output=True)
+                with sam2_autocast(segmenter):
+                    segmenter.set_image(image)
+                    m, sc, _ = segmenter.predict(point_coords=pts, point_labels=lab, multimask_output=True)
                 masks.append(np.asarray(m[int(np.argmax(sc))], bool))
             elif gt is not None:
                 masks.append(gt)
@@ -196,7 +198,8 @@ def coco_samples(annotation_file: str | os.PathLike, image_dir: str | os.PathLik
         gts, names = np.stack([gts[i] for i in keep]), [names[i] for i in keep]
         masks = gts
         if segmenter is not None:
-            segmenter.set_image(image)
+            with sam2_autocast(segmenter):
+                segmenter.set_image(image)
             masks = np.stack([segment_point(segmenter, interior_point(g)) for g in gts])
         for j, n in enumerate(names):
             if names.count(n) == 1:

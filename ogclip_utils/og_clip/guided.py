@@ -44,6 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..segmenters import sam2_autocast
 from .. import paths
 from .. import models
 from ..arrays import masked_crop, resize_float, resize_rgb
@@ -361,8 +362,9 @@ class PointPromptedCLIP(nn.Module):
                              f"got {len(pts)} and {len(lab)}")
         if not (lab == 1).any():
             raise ValueError("point_labels must contain at least one positive point (label 1) on the object")
-        self.segmenter.set_image(image)
-        masks, scores, _ = self.segmenter.predict(point_coords=pts, point_labels=lab, multimask_output=True)
+        with sam2_autocast(self.segmenter):
+            self.segmenter.set_image(image)
+            masks, scores, _ = self.segmenter.predict(point_coords=pts, point_labels=lab, multimask_output=True)
         return np.asarray(masks[int(np.argmax(scores))], bool)
 
     def forward(self, image, text, point_coords, point_labels):

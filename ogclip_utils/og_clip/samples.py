@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..segmenters import sam2_autocast
 from .. import paths
 
 
@@ -26,8 +27,9 @@ def segment_point(segmenter, point: tuple[float, float]) -> np.ndarray:
     pt = np.asarray(point, np.float64).reshape(-1)
     if pt.shape != (2,) or not np.isfinite(pt).all():
         raise ValueError(f"point must be one finite (x, y) pair in pixels, got {point!r}")
-    masks, scores, _ = segmenter.predict(point_coords=pt[None].astype(np.float32),
-                                         point_labels=np.asarray([1], np.int32), multimask_output=True)
+    with sam2_autocast(segmenter):
+        masks, scores, _ = segmenter.predict(point_coords=pt[None].astype(np.float32),
+                                             point_labels=np.asarray([1], np.int32), multimask_output=True)
     return np.asarray(masks[int(np.argmax(scores))], bool)
 
 

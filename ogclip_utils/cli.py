@@ -16,7 +16,7 @@ from PIL import Image
 
 from . import benchmark, data, datasets, dense, detectors, env, explain, grounding, models, og_clip, paths, pipeline
 from . import edit as edit_mod
-from . import prompts, refine, tiny_clip, viz, weights
+from . import fetch, prompts, refine, tiny_clip, viz, weights
 from .og_clip import context_eval, folder, recipe
 
 
@@ -413,6 +413,31 @@ def cmd_checkpoints(argv: list[str] | None = None) -> int:
         print(f"{n} -> {weights.download(n)}")
     return 0
 
+def cmd_datasets(argv: list[str] | None = None) -> int:
+    """``python -m ogclip_utils datasets NAME [--images N] [--list]``: download a real dataset subset."""
+    p = argparse.ArgumentParser(prog="python -m ogclip_utils datasets",
+                                description="Download a real dataset (or a fixed subset of it) into $OGCLIP_CACHE/datasets.")
+    p.add_argument("name", nargs="?", choices=sorted(fetch.FETCHERS), help="what to fetch")
+    p.add_argument("--images", type=int, default=200, help="how many images (default 200)")
+    p.add_argument("--list", action="store_true", help="list what can be fetched")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    if a.list or not a.name:
+        for n, (_, what) in fetch.FETCHERS.items():
+            print(f"{n:14s} {what}")
+        print("PASCAL VOC, COCO-Stuff and RefCOCOg are not fetched for you (2-13 GB): "
+              "`python -m ogclip_utils benchmark --dataset pascal-voc` prints where to put them.")
+        return 0
+    if a.images < 1:
+        p.error(f"--images must be at least 1, got {a.images}")
+    try:
+        fetch.FETCHERS[a.name][0](images=a.images, progress=not a.no_progress)
+    except weights.CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 COMMANDS: dict[str, tuple] = {
     # name: (function, one-line help)
     "segment": (cmd_segment, "segment / edit one image with a vocabulary"),
@@ -425,6 +450,7 @@ COMMANDS: dict[str, tuple] = {
     "export-context": (cmd_export_context, "write context-task scenes as a dataset folder"),
     "train-tiny-clip": (cmd_train_tiny_clip, "retrain the offline tiny-shapes CLIP"),
     "checkpoints": (cmd_checkpoints, "download real-mode weights"),
+    "datasets": (cmd_datasets, "download real data (a COCO val2017 subset) into the cache"),
 }
 
 

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from . import data, env, grounding, metrics, models, paths, refcocog
+from .detectors import Detection, detect
 from .og_clip.samples import interior_point
 
 
@@ -198,8 +199,6 @@ class GroundingLesson:
         nothing (a random-init stand-in; a photo without COCO objects) a ``fallback_grid``² grid of
         boxes stands in, with confidence 0 and label "grid", and a line says so, so that the
         lesson's cells still have candidates to score."""
-        from .detectors import Detection, detect
-
         dets = detect(self.image, self.detector)
         if dets:
             return dets

@@ -247,6 +247,35 @@ def _query(predictor, prompts, multimask_output: bool = True) -> list[tuple[np.n
     return out
 
 
+@dataclass
+class PromptAnswer:
+    """A segmenter's answer to one prompt: ``kind`` ("point" or "box"), the prompt (``point``
+    (x, y) or ``box`` (x0, y0, x1, y1), pixels), the candidate ``masks`` (C×H×W bool) and their
+    ``scores`` (C,)."""
+
+    kind: str
+    prompt: tuple
+    masks: np.ndarray
+    scores: np.ndarray
+
+
+def point_and_box(predictor, image: np.ndarray, point: Sequence[float], box: Sequence[float]) -> list[PromptAnswer]:
+    """Ask the segmenter about one object twice, on one encoded image: with a positive ``point``
+    (x, y) and with a ``box`` (x0, y0, x1, y1), both in pixels, ``multimask_output=True`` each
+    (notebook 04's points-or-box figure). ``set_image`` runs once, as SAM2 is meant to be used."""
+    img = _as_image(image)
+    ensure_image(predictor, img)
+    pt = np.asarray(point, np.float32).reshape(1, 2)
+    bx = np.asarray(box, np.float32).reshape(4)
+    out = []
+    for kind, kw, prompt in (("point", dict(point_coords=pt, point_labels=np.array([1], np.int32)), tuple(pt[0].tolist())),
+                             ("box", dict(box=bx), tuple(bx.tolist()))):
+        with sam2_autocast(predictor):
+            masks, scores, _ = predictor.predict(multimask_output=True, **kw)
+        out.append(PromptAnswer(kind, prompt, np.asarray(masks) > 0, np.asarray(scores, np.float32).reshape(-1)))
+    return out
+
+
 def choose_mask(masks: np.ndarray, scores: np.ndarray, region: np.ndarray | None, rule: str = "score",
                 max_area: int | None = None, min_area: int = 1) -> tuple[int, np.ndarray, str]:
     """Index of the candidate to keep (-1 if none), the agreement IoUs with ``region``, and a note.

@@ -130,12 +130,20 @@ class ClassicalSegmenter:
         ids = ids[ids > 0]
         return np.isin(lab, ids) if len(ids) else np.zeros_like(mask)
 
-    def _box_seed(self, box: tuple[int, int, int, int]) -> np.ndarray:
+    def _box_seed(self, box: tuple[int, int, int, int], band: int = 3) -> np.ndarray:
         """A positive point (x, y) for a box alone: the most interior pixel of the biggest
-        region inside the box whose colour differs from the box border."""
+        region inside the box whose colour differs from the surroundings — the pixels in a
+        ``band``-pixel frame just outside the box (a tight box's own border is mostly object),
+        or the box's border rows and columns when the box fills the image."""
         x0, y0, x1, y1 = box
+        H, W = self._orig_hw
         sub = self._img[y0:y1, x0:x1]
-        border = np.concatenate([sub[0], sub[-1], sub[:, 0], sub[:, -1]])
+        X0, Y0, X1, Y1 = max(0, x0 - band), max(0, y0 - band), min(W, x1 + band), min(H, y1 + band)
+        frame = np.ones((Y1 - Y0, X1 - X0), bool)
+        frame[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0] = False
+        border = self._img[Y0:Y1, X0:X1][frame]
+        if len(border) == 0:
+            border = np.concatenate([sub[0], sub[-1], sub[:, 0], sub[:, -1]])
         step = max(1, len(border) // 64)
         d = np.linalg.norm(sub[:, :, None, :] - border[None, None, ::step, :], axis=-1).min(axis=2)
         fg = d > self.core_tolerance

@@ -2,6 +2,8 @@
 
 - :func:`contrastive_loss` — CLIP's bidirectional InfoNCE, with soft targets when a batch
   holds the same caption twice;
+- :func:`infonce_at_scales` — that loss for fixed embeddings at several scales (notebook 00's
+  temperature toy);
 - :func:`warmup_cosine` — the learning-rate factor: linear warm-up, then cosine to 0;
 - :func:`param_groups` — AdamW groups: weight decay on weight matrices only.
 
@@ -44,6 +46,16 @@ def contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scal
     l_i2t = -(tgt * F.log_softmax(logits, 1)).sum(1).mean()
     l_t2i = -(tgt * F.log_softmax(logits.t(), 1)).sum(1).mean()
     return 0.5 * (l_i2t + l_t2i)
+
+
+def infonce_at_scales(image_emb: torch.Tensor, text_emb: torch.Tensor, scales: Sequence[float]) -> list[float]:
+    """:func:`contrastive_loss` of matched, L2-normalised N×D embeddings (pair i = row i) at each
+    fixed logit scale ``s`` in ``scales`` (s = 1/temperature, > 0); one loss (nats) per scale.
+    At s → 0 every loss tends to log N (chance); it falls as s grows only if the diagonal wins."""
+    if any(not float(x) > 0 for x in scales):
+        raise ValueError(f"scales must all be positive (s = 1/temperature), got {list(scales)}")
+    img, txt = torch.as_tensor(image_emb).float(), torch.as_tensor(text_emb).float()
+    return [float(contrastive_loss(img, txt, torch.tensor(math.log(float(x))))) for x in scales]
 
 
 def warmup_cosine(step: int, total: int, warmup: int) -> float:

@@ -229,6 +229,12 @@ def download(name_or_url: str, dest: str | os.PathLike | None = None, *, sha256:
     return dest
 
 
+def verify(path: str | os.PathLike, size: int | None = None, sha256: str | None = None) -> None:
+    """Raise :class:`CheckpointError` (saying what to do) when the file at ``path`` does not have
+    ``size`` bytes or the ``sha256`` hex digest, where given; the file is left in place."""
+    _verify(Path(path), size, sha256, remove=False)
+
+
 def _verify(path: Path, size: int | None, sha256: str | None, remove: bool) -> None:
     actual = path.stat().st_size
     if size is not None and actual != size:

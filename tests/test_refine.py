@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from ogclip_utils import data, metrics, refine
+from ogclip_utils import data, metrics, prompts, refine
 from ogclip_utils.segmenters import ClassicalSegmenter
 
 
@@ -97,3 +97,26 @@ def test_refine_config_holds_the_defaults_and_validates_once():
                 dict(max_area_fraction=0.0), dict(class_crop="blur")):
         with pytest.raises(ValueError, match=next(iter(bad))):
             refine.RefineConfig(**bad)
+
+
+def test_point_and_box_answer_one_object_on_one_encoded_image():
+    from ogclip_utils import viz
+    from ogclip_utils.arrays import mask_box
+
+    sc = data.make_scene(3, size=128, num_objects=3)
+    obj = sc.objects[0]
+    seg = ClassicalSegmenter()
+    answers = refine.point_and_box(seg, sc.image, prompts.positive_points(obj.mask, 1)[0], mask_box(obj.mask))
+    assert [a.kind for a in answers] == ["point", "box"]
+    for a in answers:
+        assert a.masks.shape[1:] == (128, 128) and a.masks.dtype == bool and len(a.scores) == len(a.masks) == 3
+    x0, y0, x1, y1 = (int(v) for v in answers[1].prompt)
+    outside = np.ones((128, 128), bool)
+    outside[y0:y1, x0:x1] = False
+    assert not answers[1].masks[:, outside].any(), "a box prompt's masks stay inside the box"
+    assert len(viz.refine.point_vs_box(sc.image, answers).axes) == 8
+    assert viz.refine.sam2_architecture() is not None
+    yy, xx = np.mgrid[0:64, 0:64]
+    ring = (np.hypot(xx - 32, yy - 32) >= 10) & (np.hypot(xx - 32, yy - 32) <= 18)
+    fig = viz.refine.inside_points({"ring": ring, "disc": np.hypot(xx - 32, yy - 32) <= 16})
+    assert [a.get_title() for a in fig.axes] == ["ring: centroid outside", "disc: centroid inside"]

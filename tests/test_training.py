@@ -60,3 +60,11 @@ def test_param_groups_decay_only_trainable_weight_matrices():
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert [p.shape for p in decay["params"]] == [torch.Size([4, 4])]  # proj.weight only
     assert len(no_decay["params"]) == 5  # proj.bias, ln.weight, ln.bias, token_embedding, logit_scale
+
+
+def test_infonce_at_scales_starts_at_chance_and_falls_for_a_winning_diagonal():
+    e = torch.nn.functional.normalize(torch.eye(6) + 0.1, dim=-1)  # each image matches its own caption best
+    losses = training.infonce_at_scales(e, e, [0.01, 1, 10, 100])
+    assert abs(losses[0] - math.log(6)) < 0.01 and all(a > b for a, b in zip(losses, losses[1:]))
+    with pytest.raises(ValueError, match="positive"):
+        training.infonce_at_scales(e, e, [0])

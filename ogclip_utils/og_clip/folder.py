@@ -160,6 +160,40 @@ def write_folder(samples: Sequence[ContextSample], folder: str | os.PathLike, ov
     return index
 
 
+def _coco_usable(coco: dict, min_area: float, min_objects: int) -> list[tuple[dict, list[dict]]]:
+    """``(image info, its usable annotations)`` in image-id order: polygon objects (not
+    ``iscrowd``) of area ≥ ``min_area``, at least ``min_objects`` of them, one of a category
+    unique in the image (so it has an unambiguous caption)."""
+    cats = {c["id"]: c["name"] for c in coco["categories"]}
+    by_image: dict[int, list[dict]] = {}
+    for a in coco["annotations"]:
+        if a.get("iscrowd", 0) or a.get("area", 0) < min_area or not isinstance(a.get("segmentation"), list):
+            continue
+        by_image.setdefault(a["image_id"], []).append(a)
+    out = []
+    for info in sorted(coco["images"], key=lambda i: i["id"]):
+        anns = by_image.get(info["id"], [])
+        names = [cats[a["category_id"]] for a in anns]
+        if len(anns) >= min_objects and any(names.count(n) == 1 for n in names):
+            out.append((info, anns))
+    return out
+
+
+def _read_coco(ann_path: Path) -> dict:
+    if not ann_path.is_file():
+        raise FileNotFoundError(f"annotation_file not found: {str(ann_path)!r} (COCO instances_*.json)")
+    coco = json.loads(ann_path.read_text())
+    if not all(k in coco for k in ("images", "annotations", "categories")):
+        raise FolderError(f"{ann_path} is not a COCO instances file (needs images, annotations, categories)")
+    return coco
+
+
+def coco_image_ids(annotation_file: str | os.PathLike, min_area: float = 1024.0, min_objects: int = 2) -> list[int]:
+    """The ids, in order, of the images :func:`coco_samples` can use (what ``python -m
+    ogclip_utils datasets coco-val2017`` fetches one by one)."""
+    return [int(info["id"]) for info, _ in _coco_usable(_read_coco(Path(annotation_file)), min_area, min_objects)]
+
+
 def coco_samples(annotation_file: str | os.PathLike, image_dir: str | os.PathLike, max_images: int | None = None,
                  min_area: float = 1024.0, min_objects: int = 2, segmenter=None) -> list[ContextSample]:
     """Real-mode attribute samples from COCO instances in the published format
@@ -168,28 +202,18 @@ def coco_samples(annotation_file: str | os.PathLike, image_dir: str | os.PathLik
     unique in the image gets the caption "the {category}". Images with fewer than
     ``min_objects`` objects, or no unique category, are skipped. Masks: the annotation, or
     ``segmenter``'s mask for the annotation's most interior point (``gt_masks`` keep the
-    annotations)."""
+    annotations). Images missing from ``image_dir`` are skipped (a downloaded subset)."""
     ann_path, img_dir = Path(annotation_file), Path(image_dir)
-    if not ann_path.is_file():
-        raise FileNotFoundError(f"annotation_file not found: {str(ann_path)!r} (COCO instances_*.json)")
+    coco = _read_coco(ann_path)
     if not img_dir.is_dir():
         raise FileNotFoundError(f"image_dir not found: {str(img_dir)!r} (the COCO image folder, e.g. val2017/)")
-    coco = json.loads(ann_path.read_text())
-    if not all(k in coco for k in ("images", "annotations", "categories")):
-        raise FolderError(f"{ann_path} is not a COCO instances file (needs images, annotations, categories)")
     cats = {c["id"]: c["name"] for c in coco["categories"]}
-    by_image: dict[int, list[dict]] = {}
-    for a in coco["annotations"]:
-        if a.get("iscrowd", 0) or a.get("area", 0) < min_area or not isinstance(a.get("segmentation"), list):
-            continue
-        by_image.setdefault(a["image_id"], []).append(a)
     out: list[ContextSample] = []
     n_img = 0
-    for info in sorted(coco["images"], key=lambda i: i["id"]):
-        anns = by_image.get(info["id"], [])
-        names = [cats[a["category_id"]] for a in anns]
-        if len(anns) < min_objects or all(names.count(n) > 1 for n in names):
+    for info, anns in _coco_usable(coco, min_area, min_objects):
+        if not (img_dir / info["file_name"]).is_file():
             continue
+        names = [cats[a["category_id"]] for a in anns]
         image = data.load_image(img_dir / info["file_name"])
         gts = [polygon_mask(a["segmentation"], image.shape[:2]) for a in anns]
         keep = [i for i, g in enumerate(gts) if g.any()]

@@ -54,7 +54,7 @@ def coco_val2017() -> tuple[Path, Path] | None:
     return (ann, img) if ann.is_file() and img.is_dir() else None
 
 
-COCO_HOWTO = ("COCO val2017 is not in $OGCLIP_CACHE/datasets/coco/. Real-mode R@K needs "
-              "annotations/instances_val2017.json (from annotations_trainval2017.zip, 241 MB, "
-              "http://images.cocodataset.org/annotations/annotations_trainval2017.zip) and the images "
-              "val2017/ (http://images.cocodataset.org/zips/val2017.zip, about 0.8 GB), unpacked into that folder.")
+COCO_HOWTO = ("COCO val2017 is not in $OGCLIP_CACHE/datasets/coco/. Fetch the subset real mode measures on with "
+              "`python -m ogclip_utils datasets coco-val2017` (the instance annotations, a 241 MB zip of which only "
+              "instances_val2017.json is kept, and 200 images fetched one by one, about 32 MB), or unpack COCO's own "
+              "annotations_trainval2017.zip and val2017.zip (about 0.8 GB) into that folder.")

@@ -225,6 +225,39 @@ def example_figure(example, size: float = 3.2):
                       size=size * max(1.0, w / h))
 
 
+def infonce_figure(sim: np.ndarray, scales: Sequence[float], losses: Sequence[float], row: int = 0,
+                   names: Sequence[str] | None = None, show: Sequence[float] | None = None):
+    """The temperature toy of notebook 00. Left: the softmax over row ``row`` of the N×N
+    similarity matrix ``sim`` (one image against every caption) at the smallest and largest of
+    ``show`` (default: of ``scales``), the true caption's bar outlined. Right: the InfoNCE loss
+    ``losses`` against the scale s (log axis) with chance, log N, dashed."""
+    sim = np.asarray(sim, np.float64)
+    n = sim.shape[0]
+    lo, hi = (min(scales), max(scales)) if show is None else (min(show), max(show))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    x = np.arange(sim.shape[1])
+    for s, colour, w, off in ((lo, "#9aa5b1", 0.4, -0.2), (hi, "#d1495b", 0.4, 0.2)):
+        p = np.exp(s * (sim[row] - sim[row].max()))
+        p /= p.sum()
+        bars = a.bar(x + off, p, width=w, color=colour, label=f"s = {s:g}")
+        bars[row].set_edgecolor("black")
+        bars[row].set_linewidth(1.5)
+    a.set_xticks(x)
+    a.set_xticklabels(names if names is not None else [str(i) for i in x], rotation=90, fontsize=6)
+    a.set_ylabel("softmax probability")
+    a.set_title(f"row {row}: one image against all {sim.shape[1]} captions (true one outlined)", fontsize=9)
+    a.legend(fontsize=8)
+    b.plot(list(scales), list(losses), "o-", color="#d1495b", label="InfoNCE loss")
+    b.axhline(np.log(n), ls="--", color="grey", label=f"chance: log {n} = {np.log(n):.2f}")
+    b.set_xscale("log")
+    b.set_xlabel("logit scale s = 1 / temperature")
+    b.set_ylabel("loss (nats)")
+    b.set_title("the same embeddings, another temperature", fontsize=9)
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def curve(xs: Sequence[float], ys: dict, xlabel: str = "", ylabel: str = "", title: str = ""):
     """Line plot of several named series sharing ``xs``; returns the figure."""
     import matplotlib.pyplot as plt

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import draw
+from .. import prompts as _prompts
 
 
 def _axes(n: int, size: float = 3.0, ncols: int | None = None):
@@ -47,6 +48,91 @@ def show_prompt_steps(result, size: float = 3.0):
     ax[4].set_title(f"{len(ex.prompts)} prompts")
     fig.tight_layout()
     return draw.close_figure(fig)
+
+
+def inside_points(regions: dict, n: int = 3, size: float = 2.6):
+    """Notebook 03's picture of inside-ness: one panel per named region (bool H×W) with its
+    centroid (red ×, titled "outside" when that pixel is not in the region) and the ``n`` points
+    :func:`ogclip_utils.prompts.positive_points` chooses (green stars). Returns the Figure."""
+    fig, axes = _axes(len(regions), size)
+    for ax, (name, region) in zip(axes, regions.items()):
+        m = np.asarray(region, bool)
+        ys, xs = np.nonzero(m)
+        cx, cy = xs.mean(), ys.mean()
+        inside = bool(m[int(round(cy)), int(round(cx))])
+        ax.imshow(m, cmap="Greys", vmin=0, vmax=1.6)
+        ax.plot([cx], [cy], "x", color="#d62728", ms=11, mew=3, label="centroid")
+        pts = _prompts.positive_points(m, n)
+        draw.show_points(ax, pts, np.ones(len(pts), int), size=140)
+        ax.set_title(f"{name}: centroid {'inside' if inside else 'outside'}", fontsize=9)
+        ax.axis("off")
+    axes[0].legend(loc="lower left", fontsize=7, framealpha=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def point_vs_box(image: np.ndarray, answers, size: float = 2.3):
+    """One row per :class:`ogclip_utils.refine.PromptAnswer`: the image with the prompt (green
+    star or yellow box), then each candidate mask as a contour over the image, titled with its
+    score; the best-scored candidate's title is starred. Returns the Figure."""
+    n = 1 + max(len(a.masks) for a in answers)
+    fig, axes = plt.subplots(len(answers), n, figsize=(size * n, size * len(answers)), squeeze=False)
+    for row, a in zip(axes, answers):
+        for ax in row:
+            ax.axis("off")
+        row[0].imshow(image)
+        if a.kind == "point":
+            draw.show_points(row[0], np.asarray([a.prompt]), np.ones(1, int))
+        else:
+            draw.show_box(row[0], a.prompt, color="yellow")
+        row[0].set_title(f"{a.kind} prompt", fontsize=9)
+        best = int(np.argmax(a.scores)) if len(a.scores) else -1
+        for k, (m, sc) in enumerate(zip(a.masks, a.scores)):
+            row[k + 1].imshow(draw.mask_overlay(image, m))
+            if m.any():
+                row[k + 1].contour(m.astype(float), levels=[0.5], colors=["#1f77b4"], linewidths=1.2)
+            row[k + 1].set_title(f"{'★ ' if k == best else ''}candidate {k}: {sc:.2f}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def sam2_architecture():
+    """A diagram of SAM2's split for one image: the heavy image encoder runs once
+    (``set_image``) and its embedding is kept; each prompt then costs only the light prompt
+    encoder and mask decoder (``predict``), which returns three candidate masks and an IoU
+    estimate each. Returns the Figure (nothing is computed)."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 3.4)
+    ax.axis("off")
+    boxes = {
+        "image": (0.1, 2.0, 1.3, 0.9, "#eeeeee", "image\nH×W×3"),
+        "enc": (1.9, 2.0, 2.0, 0.9, "#f4a259", "image encoder\n(Hiera, heavy)\nset_image(): once"),
+        "emb": (4.4, 2.0, 1.5, 0.9, "#f7d08a", "image embedding\n(kept in memory)"),
+        "prompt": (0.1, 0.4, 1.3, 0.9, "#eeeeee", "prompt\npoints · box · mask"),
+        "penc": (1.9, 0.4, 2.0, 0.9, "#8cb369", "prompt encoder\n(light)"),
+        "dec": (6.4, 1.2, 1.8, 0.9, "#5b8e7d", "mask decoder\n(two-way attention)\npredict(): per prompt"),
+        "out": (8.6, 1.2, 1.3, 0.9, "#bcd4e6", "3 masks +\nIoU scores"),
+    }
+    for x, y, w, h, c, t in boxes.values():
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", fc=c, ec="#333333"))
+        ax.text(x + w / 2, y + h / 2, t, ha="center", va="center", fontsize=8)
+
+    def arrow(a, b, yoff_a=0.45, yoff_b=0.45):
+        xa, ya, wa, _ = boxes[a][:4]
+        xb, yb = boxes[b][:2]
+        ax.add_patch(FancyArrowPatch((xa + wa, ya + yoff_a), (xb, yb + yoff_b), arrowstyle="-|>", mutation_scale=12))
+
+    arrow("image", "enc")
+    arrow("enc", "emb")
+    arrow("emb", "dec", 0.45, 0.65)
+    arrow("prompt", "penc")
+    arrow("penc", "dec", 0.45, 0.25)
+    arrow("dec", "out")
+    ax.set_title("SAM2 on one image: encode once, prompt many times", fontsize=10)
+    return fig
 
 
 def show_prompts(result, ax=None, size: float = 4.0):

@@ -2,7 +2,8 @@
 
 ``explain(result, output)`` turns one :class:`pipeline.SegmentationResult` into
 
-- ``steps/01_raw_image.png … 18_comparison_grid.png`` — one figure per pipeline step;
+- ``steps/01_raw_image.png … 18_comparison_grid.png`` — one figure per pipeline step, and
+  ``NN_slug_p2.png``, … where a step needs more pages to show every class (steps 4–5) or prompt (14);
 - ``index.html`` — a one-page viewer (step buttons, previous/next, ← → keys, a description per
   step, per-class statistics, the parameters used); every user string is HTML-escaped;
 - ``per_class/class_<i>_<safe name>.png`` with ``per_class_details=True``;
@@ -35,8 +36,9 @@ class Step(NamedTuple):
     slug: str
     title: str
     description: str
-    draw: Callable  # View -> Figure (ogclip_utils.viz.explain)
+    draw: Callable  # View -> Figure (ogclip_utils.viz.explain); with ``pages``: (View, page) -> Figure
     tight: bool = True  # tight_layout before saving (not with a colorbar shared by a grid of axes)
+    pages: Callable | None = None  # View -> how many figures the step needs (every class / prompt)
 
 
 #: The 18 steps, in order: what the viewer shows, and the viz function that draws each.
@@ -52,10 +54,10 @@ STEPS: list[Step] = [
          vx.step_sliding_windows),
     Step('similarity', 'Visual–text similarity',
          "Cosine similarity between every patch feature (SCLIP's correlative self-attention in the last block) and each class's text embedding, before the logit scale and softmax.",
-         vx.step_similarity, tight=False),
+         vx.step_similarity, tight=False, pages=vx.class_pages),
     Step('confidence_maps', 'Per-class confidence maps',
-         'Softmax over classes of logit_scale × cosine: the probability of each class at every pixel (the most likely classes are shown).',
-         vx.step_confidence_maps, tight=False),
+         'Softmax over classes of logit_scale × cosine: the probability of each class at every pixel (every class, the most likely first; several pages when there are many).',
+         vx.step_confidence_maps, tight=False, pages=vx.class_pages),
     Step('dense_prediction', 'Dense prediction',
          "The argmax class per pixel — SCLIP's training-free segmentation. Boundaries are blocky because CLIP sees patches, not pixels.",
          vx.step_dense_prediction),
@@ -82,7 +84,7 @@ STEPS: list[Step] = [
          vx.step_all_prompts),
     Step('sam_candidates', 'SAM candidates',
          'For every prompt the segmenter returns three nested masks with a quality score (SAM2: a part, the object and the whole, scored by its predicted IoU; the classical stand-in: tighter to looser colour thresholds, scored by stability).',
-         vx.step_candidates),
+         vx.step_candidates, pages=vx.prompt_pages),
     Step('mask_selection', 'Best-mask selection',
          'The candidate kept for each prompt (highest score, or best agreement with the CLIP region).',
          vx.step_mask_selection),
@@ -218,18 +220,26 @@ def prompts_json(v: View) -> list[dict]:
 def _save(fig, path: Path, tight: bool = True) -> Path:
     if tight:
         fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def render_steps(v: View, out_dir: Path) -> list[Path]:
-    """Write the 18 step figures (:data:`STEPS`) into ``out_dir`` (created); return their paths in order.
+def render_steps(v: View, out_dir: Path) -> list[list[Path]]:
+    """Write the step figures (:data:`STEPS`) into ``out_dir`` (created): ``NN_slug.png`` per step
+    and, for a step with several pages (every class of steps 4–5, every prompt of step 14),
+    ``NN_slug_p2.png``, …; return each step's files in order (first page first).
 
     Figures are saved and closed, so any matplotlib backend works (no backend switch, which
     would silence a notebook's inline figures)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [_save(step.draw(v), out_dir / f"{i + 1:02d}_{step.slug}.png", step.tight) for i, step in enumerate(STEPS)]
+    files = []
+    for i, step in enumerate(STEPS):
+        n = step.pages(v) if step.pages else 1
+        names = [f"{i + 1:02d}_{step.slug}.png"] + [f"{i + 1:02d}_{step.slug}_p{k + 1}.png" for k in range(1, n)]
+        figs = (step.draw(v, page=k) for k in range(n)) if step.pages else iter([step.draw(v)])
+        files.append([_save(f, out_dir / name, step.tight) for f, name in zip(figs, names)])
+    return files
 
 
 def render_per_class(v: View, out_dir: Path) -> list[Path]:
@@ -245,12 +255,16 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#222}
 header{background:#223;color:#fff;padding:12px 20px}header h1{margin:0;font-size:1.3em}
 main{display:flex;flex-wrap:wrap;gap:16px;padding:16px}
-#viewer{flex:3 1 520px;min-width:0}#side{flex:1 1 260px;min-width:0}
+#viewer{flex:4 1 640px;min-width:0}#side{flex:1 1 260px;min-width:0;max-width:420px}
 nav#steps{display:flex;flex-wrap:wrap;gap:4px;margin-bottom:10px}
 nav#steps button{min-width:2.4em;padding:4px 6px;border:1px solid #99a;background:#fff;border-radius:4px;cursor:pointer}
 nav#steps button.active{background:#3465a4;color:#fff;border-color:#3465a4}
 section.step{display:none;background:#fff;border-radius:6px;padding:12px;box-shadow:0 1px 3px #0002}
-section.step.active{display:block}section.step img{max-width:100%;height:auto}
+section.step.active{display:block;animation:stepin .28s ease-out}
+@keyframes stepin{from{opacity:.25;transform:translateX(12px)}to{opacity:1;transform:none}}
+@media (prefers-reduced-motion:reduce){section.step.active{animation:none}}
+section.step img{display:block;width:100%;max-width:1400px;height:auto;margin:0 auto}
+figure.page{margin:0 0 14px}figure.page figcaption{text-align:center;font-size:.85em;color:#556}
 .controls{display:flex;justify-content:space-between;margin-top:10px}
 .controls button{padding:6px 14px}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:.85em;margin-bottom:12px}
@@ -283,8 +297,9 @@ def _fmt_conf(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
-def write_html(path: Path, step_files: Sequence[Path], stats: dict, title: str, per_class: Sequence[Path] = ()) -> Path:
-    """The one-page viewer. Every user-supplied string (title, class names, parameters) goes
+def write_html(path: Path, step_files: Sequence, stats: dict, title: str, per_class: Sequence[Path] = ()) -> Path:
+    """The one-page viewer. ``step_files``: per step one path, or its pages' paths (shown one
+    under the other). Every user-supplied string (title, class names, parameters) goes
     through ``html.escape``; image paths are relative to ``path``'s folder."""
     e = html.escape
     pal = viz.class_colours(list(stats["classes"]))
@@ -293,9 +308,15 @@ def write_html(path: Path, step_files: Sequence[Path], stats: dict, title: str, 
                       for i, (_, t, *_) in enumerate(STEPS))
     sections = []
     for i, ((_, t, d, *_), f) in enumerate(zip(STEPS, step_files)):
-        rel = Path(f).resolve().relative_to(root.resolve()).as_posix()
+        pages = [f] if isinstance(f, (str, Path)) else list(f)
+        rels = [Path(p).resolve().relative_to(root.resolve()).as_posix() for p in pages]
+        if len(rels) == 1:
+            body = f'<img src="{e(rels[0])}" alt="{e(t)}">'
+        else:
+            body = "".join(f'<figure class="page"><img src="{e(r)}" alt="{e(t)}, page {k + 1}">'
+                           f'<figcaption>page {k + 1} of {len(rels)}</figcaption></figure>' for k, r in enumerate(rels))
         sections.append(f'<section class="step" id="step-{i + 1}"><h2>Step {i + 1}: {e(t)}</h2>'
-                        f'<p class="description">{e(d)}</p><img src="{e(rel)}" alt="{e(t)}"></section>')
+                        f'<p class="description">{e(d)}</p>{body}</section>')
     rows = "".join(
         f'<tr><td><span class="swatch" style="background:rgb{tuple(int(x) for x in pal[c["id"]])}"></span>'
         f'<span class="class-name">{e(c["name"])}</span></td><td>{c["regions"]}</td><td>{c["prompts"]}</td>'
@@ -330,11 +351,12 @@ class ExplainOutput:
     """Paths written by :func:`explain`."""
 
     output: Path
-    steps: list[Path]
+    steps: list[Path]  # the first figure of each of the 18 steps
     html: Path | None
     per_class: list[Path]
     data: dict[str, Path]
     statistics: dict
+    pages: list[list[Path]] = field(default_factory=list)  # every figure of each step (steps 4, 5, 14 may have several)
 
 
 def explain(result, output: str | Path, image: np.ndarray | None = None, params: dict | None = None,
@@ -343,7 +365,8 @@ def explain(result, output: str | Path, image: np.ndarray | None = None, params:
     v = view_of(result, image=image, params=params)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    steps = render_steps(v, out / "steps")
+    pages = render_steps(v, out / "steps")
+    steps = [p[0] for p in pages]
     per = render_per_class(v, out / "per_class") if per_class_details else []
     d = out / "data"
     d.mkdir(exist_ok=True)
@@ -351,9 +374,9 @@ def explain(result, output: str | Path, image: np.ndarray | None = None, params:
     (d / "prompts.json").write_text(json.dumps(prompts_json(v), indent=1), encoding="utf-8")
     stats = statistics(v)
     (d / "statistics.json").write_text(json.dumps(stats, indent=1), encoding="utf-8")
-    page = write_html(out / "index.html", steps, stats, title, per) if create_html else None
+    page = write_html(out / "index.html", pages, stats, title, per) if create_html else None
     return ExplainOutput(out, steps, page, per, {"confidences": d / "confidences.npy", "prompts": d / "prompts.json",
-                                                 "statistics": d / "statistics.json"}, stats)
+                                                 "statistics": d / "statistics.json"}, stats, pages)
 
 
 def show_steps(out: ExplainOutput, steps: Sequence[int] = (6, 13, 14, 18), ncols: int = 2, size: float = 4.2):

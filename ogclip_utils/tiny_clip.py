@@ -146,6 +146,7 @@ class ZeroShotReport:
     shape_confusion: np.ndarray  # 5×5 counts, rows = true shape, cols = predicted
     colour_confusion: np.ndarray  # 6×6
     predictions: np.ndarray  # class ids 1..30
+    image_embeddings: "torch.Tensor | None" = None  # N×D, L2-normalised: the crops as the model saw them
 
     def as_dict(self) -> dict:
         return {
@@ -172,7 +173,7 @@ def zero_shot(clip, images: np.ndarray, labels: np.ndarray, template: str = CROP
     cc = np.zeros((6, 6), int)
     np.add.at(cc, (col(y), col(pred)), 1)
     return ZeroShotReport(float((pred == y).mean()), float((col(pred) == col(y)).mean()),
-                          float((shp(pred) == shp(y)).mean()), sc, cc, pred)
+                          float((shp(pred) == shp(y)).mean()), sc, cc, pred, v)
 
 
 # ----------------------------------------------------------------------------- training

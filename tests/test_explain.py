@@ -3,6 +3,7 @@ sanitising, the data files, and the command lines on a shapes scene."""
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -149,7 +150,15 @@ def test_cli_explain_on_a_shapes_scene_with_a_hostile_class(shapes_png, tmp_path
     assert cli.cmd_explain(["--image", str(path), "--vocabulary", *vocab, "--output", str(out), "--per-class-details",
                                 "--mode", "offline"]) == 0
     assert "index.html" in capsys.readouterr().out
-    assert len(list((out / "steps").glob("*.png"))) == 18
+    files = sorted(p.name for p in (out / "steps").glob("*.png"))
+    firsts = [f for f in files if not re.search(r"_p\d+\.png$", f)]
+    assert len(firsts) == 18
+    # vocab has 2 + len(names) + … classes: more than one page of class maps, each page its own file
+    n_pages = -(-len(vocab) // 8)
+    assert [f for f in files if f.startswith("05_confidence_maps")] == \
+        ["05_confidence_maps.png"] + [f"05_confidence_maps_p{k}.png" for k in range(2, n_pages + 1)]
+    doc_pages = (out / "index.html").read_text()
+    assert doc_pages.count('class="step"') == 18 and f"page {n_pages} of {n_pages}" in doc_pages
     for f in ("confidences.npy", "prompts.json", "statistics.json"):
         assert (out / "data" / f).is_file()
     assert np.load(out / "data" / "confidences.npy").shape == (len(vocab), 96, 96)
@@ -185,3 +194,23 @@ def test_show_steps_previews_the_written_figures(written):
     assert titles == ["step 1: Raw image", "step 18: " + explain.STEPS[17][1]]
     with pytest.raises(ValueError, match="steps must be step numbers between 1 and 18"):
         explain.show_steps(out, (0, 19))
+
+
+def test_pages_show_every_class_and_prompt_and_per_class_region_sizes():
+    from ogclip_utils.viz import explain as vx
+
+    res = fake_result()
+    v = explain.view_of(res)
+    n = vx.class_pages(v)
+    shown = []
+    for k in range(n):
+        fig = vx.step_confidence_maps(v, page=k)
+        shown += [a.get_title() for a in fig.axes if a.get_title()]
+    assert len(shown) == len(v.classes), "every class appears on exactly one page"
+    with pytest.raises(ValueError, match="page must lie in"):
+        vx.step_candidates(v, page=vx.prompt_pages(v))
+    c = int(res.prompts[0].class_id)
+    sizes = vx.region_sizes(v, c)
+    assert sizes.sum() == int(((v.thresholded == c) & (v.components > 0)).sum()) and (sizes > 0).all()
+    fig = vx.per_class(v, c)
+    assert any(a.get_title().startswith("region sizes (px)") for a in fig.axes)

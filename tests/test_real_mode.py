@@ -136,7 +136,7 @@ def test_make_bench_times_the_real_pipeline_against_sam2s_mask_generator(real_ca
 
     cache, written = real_cache
     assert standins.is_standin(written["clip"])
-    r = perf.real_pipeline_speed(points_per_side=2, device="cpu")
+    r = perf.real_pipeline_speed(points_per_side=2, device="cpu", warmup=False)
     assert r["weights"].startswith("random-init") and r["clip"] == "ViT-B-16" and r["image_hw"] == [300, 451]
     assert {"dense", "prompts", "refine", "total"} <= set(r["guided"]["stages_s"]) and r["grid"]["queries"] == 4
     assert r["grid"]["seconds"] > 0 and r["guided"]["seconds"] > 0

@@ -114,9 +114,39 @@ def step_sliding_windows(v):
     return fig
 
 
-def _class_maps(v, maps, vmin, vmax, cmap, title):
+#: classes per page of the per-class steps (4 and 5) and prompts per page of step 14: a step
+#: with more is written as several figures (``NN_slug.png``, ``NN_slug_p2.png``, …)
+CLASSES_PER_PAGE = 8
+PROMPTS_PER_PAGE = 6
+
+
+def class_pages(v) -> int:
+    """How many figures steps 4 and 5 need to show every class (:data:`CLASSES_PER_PAGE` each)."""
+    return max(1, -(-len(v.classes) // CLASSES_PER_PAGE))
+
+
+def prompt_pages(v) -> int:
+    """How many figures step 14 needs to show every prompt's candidates (:data:`PROMPTS_PER_PAGE` each)."""
+    return max(1, -(-len(v.candidates) // PROMPTS_PER_PAGE))
+
+
+def _page(page: int, n_pages: int) -> int:
+    if not 0 <= int(page) < n_pages:
+        raise ValueError(f"page must lie in [0, {n_pages}), got {page!r}")
+    return int(page)
+
+
+def _class_maps(v, maps, vmin, vmax, cmap, title, page: int = 0):
+    """One panel per class of page ``page`` (classes ordered by their peak value, highest first),
+    one colour scale for every page."""
     pal = _palette(v)
-    top = _top_classes(v)
+    n_pages = class_pages(v)
+    page = _page(page, n_pages)
+    order = _top_classes(v, len(v.classes))
+    top = order[page * CLASSES_PER_PAGE:(page + 1) * CLASSES_PER_PAGE]
+    if n_pages > 1:
+        title = f"{title} — page {page + 1} of {n_pages} (classes {page * CLASSES_PER_PAGE + 1}–" \
+                f"{page * CLASSES_PER_PAGE + len(top)} of {len(order)}, highest peak first)"
     k = len(top)
     ncols = min(4, k)
     fig, axes = _fig(ncols, int(np.ceil(k / ncols)), size=2.4, title=title)
@@ -128,9 +158,10 @@ def _class_maps(v, maps, vmin, vmax, cmap, title):
     return fig
 
 
-def step_similarity(v):
-    """Cosine similarity of the best synonym per class (or log p / scale without raw similarities)."""
-    top = _top_classes(v)
+def step_similarity(v, page: int = 0):
+    """Cosine similarity of the best synonym per class (or log p / scale without raw similarities);
+    every class over :func:`class_pages` pages, one colour scale."""
+    top = list(range(len(v.classes)))
     if v.logits is not None and len(v.logits) == len(v.query_to_class):
         cos = np.stack([v.logits[v.query_to_class == c].max(0) if (v.query_to_class == c).any() else np.zeros(v.logits.shape[1:])
                         for c in range(len(v.classes))])
@@ -140,11 +171,12 @@ def step_similarity(v):
         cos = np.log(np.clip(v.probs, 1e-8, 1)) / v.logit_scale
         lo, hi = float(cos[top].min()), 0.0
         label = "log p / logit_scale (cosine up to a per-pixel constant)"
-    return _class_maps(v, cos, lo, hi, "magma", f"Visual–text similarity ({label})")
+    return _class_maps(v, cos, lo, hi, "magma", f"Visual–text similarity ({label})", page)
 
 
-def step_confidence_maps(v):
-    return _class_maps(v, v.probs, 0.0, 1.0, "viridis", "Per-class confidence maps (probability)")
+def step_confidence_maps(v, page: int = 0):
+    """Every class's probability map over :func:`class_pages` pages."""
+    return _class_maps(v, v.probs, 0.0, 1.0, "viridis", "Per-class confidence maps (probability)", page)
 
 
 def step_dense_prediction(v):
@@ -233,11 +265,15 @@ def step_all_prompts(v):
 
 
 # ----------------------------------------------------------------------------- steps 14–18: the segmenter
-def step_candidates(v):
+def step_candidates(v, page: int = 0):
+    """Every prompt's candidates, :data:`PROMPTS_PER_PAGE` prompts per page (:func:`prompt_pages`)."""
     pal = _palette(v)
-    shown = v.candidates[:6]
+    page = _page(page, prompt_pages(v))
+    first = page * PROMPTS_PER_PAGE
+    shown = v.candidates[first:first + PROMPTS_PER_PAGE]
     k = max((len(c.masks) for c in shown), default=3)
-    fig, axes = _fig(k, max(1, len(shown)), size=2.2, title=f"Candidates (first {len(shown)} of {len(v.candidates)} prompts)")
+    what = (f"prompts {first + 1}–{first + len(shown)} of {len(v.candidates)}" if shown else "no prompts")
+    fig, axes = _fig(k, max(1, len(shown)), size=2.2, title=f"Candidates ({what})")
     for r, cand in enumerate(shown):
         q = v.prompts[cand.prompt_index] if 0 <= cand.prompt_index < len(v.prompts) else None
         for j in range(len(cand.masks)):
@@ -293,7 +329,7 @@ def step_comparison(v):
 def per_class(v, c: int):
     """Class ``c`` through the pipeline: confidence, components, regions, prompts, candidates, final mask, histogram."""
     pal = _palette(v)
-    fig, ax = _fig(4, 2, size=2.4, title=f"class {c}: {v.classes[c]}")
+    fig, ax = _fig(5, 2, size=2.4, title=f"class {c}: {v.classes[c]}")
     ax[0, 0].imshow(v.probs[c], cmap="viridis", vmin=0, vmax=1)
     ax[0, 0].set_title("confidence", fontsize=8)
     ax[0, 1].imshow(_colour_ids(np.where(v.thresholded == c, v.components, 0), int(v.components.max())))
@@ -319,4 +355,29 @@ def per_class(v, c: int):
     hax.hist(v.probs[c].ravel(), bins=20, range=(0, 1), color=pal[c] / 255)
     hax.set_title("confidence histogram", fontsize=8)
     hax.tick_params(labelsize=6)
+    sax = ax[0, 4]
+    sax.axis("on")
+    sizes = np.sort(region_sizes(v, c))[::-1]
+    if len(sizes):
+        sax.bar(np.arange(len(sizes)), sizes, color=pal[c] / 255)
+        sax.set_yscale("log")
+    else:
+        sax.text(0.5, 0.5, "no confident region", ha="center", va="center", fontsize=8, transform=sax.transAxes)
+    floor = v.params.get("min_region_size")
+    if floor is not None:
+        sax.axhline(float(floor), ls="--", color="black", lw=1, label=f"min_region_size {floor}")
+        sax.legend(fontsize=6)
+    sax.set_title(f"region sizes (px): {len(sizes)} region(s)", fontsize=8)
+    sax.set_xlabel("region, largest first", fontsize=7)
+    sax.tick_params(labelsize=6)
     return fig
+
+
+def region_sizes(v, c: int) -> np.ndarray:
+    """Pixel counts (int64, one per region) of class ``c``'s connected components of confident
+    pixels, before the size filter (``v.components`` where ``v.thresholded == c``)."""
+    ids = v.components[(v.thresholded == c) & (v.components > 0)]
+    if not ids.size:
+        return np.zeros(0, np.int64)
+    counts = np.bincount(ids.astype(np.int64))
+    return counts[counts > 0].astype(np.int64)

@@ -272,9 +272,8 @@ def lesson(mode: str | None = None, num_samples: int = 12, size: int = 160, clip
     shapes scenes' side in pixels. Real datasets are looked up, never downloaded:
     ``$OGCLIP_CACHE/datasets/<name>/`` or ``data/benchmarks/<name>/`` in the published layout."""
     mode = env.get_mode(mode)
-    if clip is None or segmenter is None:
-        c, g = models.default_models(mode)
-        clip, segmenter = clip or c, segmenter or g
+    clip = models.default_clip(mode) if clip is None else clip
+    segmenter = models.default_segmenter(mode) if segmenter is None else segmenter
     n = lessons.knob(num_samples, 1)
     found = datasets.find_real() if mode == "real" else None
     if found:

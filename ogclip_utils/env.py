@@ -71,6 +71,19 @@ def seed_everything(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(int(seed))
 
 
+def cpu_flags() -> frozenset:
+    """The CPU feature flags Linux lists in ``/proc/cpuinfo`` (``avx2``, ``avx512_bf16``,
+    ``amx_bf16``, …); empty where that file does not exist (macOS, Windows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 def smoke() -> bool:
     """True when ``OGCLIP_SMOKE=1`` (the real-mode smoke run of ``make test``): lessons shrink
     their loops to a few samples, so every cell runs in seconds and nothing is measured."""

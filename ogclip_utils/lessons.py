@@ -11,14 +11,13 @@ in real mode, the shapes set for Acc@0.5 in both, RefCOCOg when it is in the cac
 """
 from __future__ import annotations
 
+import importlib.util
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-
-import importlib.util
-import os
-from pathlib import Path
 
 from . import data, env, grounding, metrics, models, paths, refcocog
 from .detectors import Detection, detect
@@ -155,8 +154,8 @@ PHOTO_EXPRESSIONS: dict[str, list[tuple[str, str]]] = {
 
 #: where real mode looks for RefCOCOg (umd): this folder of the cache, or ``$OGCLIP_REFCOCOG``
 REFCOCOG_HOWTO = ("RefCOCOg (umd) is not in $OGCLIP_CACHE/datasets/refcocog/ (nor in $OGCLIP_REFCOCOG). It needs "
-                  "refs(umd).p and instances.json from https://bvisionweb1.cs.unc.edu/licheng/referit/data/refcocog.zip "
-                  "(about 40 MB) and the COCO train2014 images in images/train2014/ "
+                  "refs(umd).p and instances.json (the refer toolkit's "
+                  "https://bvisionweb1.cs.unc.edu/licheng/referit/data/refcocog.zip) and the COCO train2014 images in images/train2014/ "
                   "(http://images.cocodataset.org/zips/train2014.zip, about 13 GB), unpacked into that folder.")
 
 
@@ -242,8 +241,8 @@ def grounding_lesson(mode: str | None = None, scene: int = 71_500_008, photo: st
 
     Offline: ``data.make_scene(scene, size=160, num_objects=4)`` and its generated expressions,
     tiny-shapes, the shapes detector. Real: the bundled ``photo`` with :data:`PHOTO_EXPRESSIONS`,
-    ViT-B/16, :func:`real_detector`. ``clip`` / ``detector`` override the mode's. ``num_eval`` shapes scenes from ``grounding.EVAL_SEED_BASE``
-    for the table (2 in the smoke run)."""
+    ViT-B/16, :func:`real_detector`. ``clip`` / ``detector`` override the mode's. ``num_eval``
+    shapes scenes from ``grounding.EVAL_SEED_BASE`` for the table (2 in the smoke run)."""
     mode = env.get_mode(mode)
     clip = models.default_clip(mode) if clip is None else clip
     seeds = list(range(grounding.EVAL_SEED_BASE, grounding.EVAL_SEED_BASE + knob(num_eval, 2)))

@@ -140,11 +140,7 @@ def clip_name(name: str) -> str:
 def cpu_has_amx() -> bool:
     """True on CPUs with AMX tile instructions for bfloat16 (Intel Sapphire Rapids and later;
     Linux ``/proc/cpuinfo`` flag ``amx_bf16``), where bf16 matrix products are fast."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
-    except OSError:
-        return False
+    return "amx_bf16" in env.cpu_flags()
 
 
 def resolve_precision(precision: str, device, name: str = "") -> str:

@@ -240,19 +240,22 @@ def resolve_sam2_precision(precision: str, device) -> str:
     """What ``precision`` means for SAM2 on ``device``.
 
     ``"auto"``: CUDA → ``"amp-bf16"`` where the GPU supports bfloat16 (what SAM2's own examples
-    run: ``torch.autocast("cuda", dtype=torch.bfloat16)``), else ``"amp-fp16"``; CPU and MPS →
-    ``"fp32"`` (bf16 autocast is several times slower on CPUs without AMX; no measurement here
-    shows a CPU gain). ``"amp-bf16"`` / ``"amp-fp16"`` force autocast (``"amp-fp16"`` needs
-    CUDA); ``"fp32"`` turns it off. Weights stay float32 in every case."""
+    run: ``torch.autocast("cuda", dtype=torch.bfloat16)``), else ``"amp-fp16"``; a CPU with
+    native bfloat16 instructions (``avx512_bf16`` or ``amx_bf16`` in ``env.cpu_flags()``) →
+    ``"amp-bf16"`` (measured on an AMD Zen 4 with AVX-512 BF16, 2 threads: SAM2.1-tiny
+    ``set_image`` on a 451×300 image 2.66 s in fp32, 2.02 s under bf16 autocast; ``predict``
+    67 vs 62 ms); any other CPU and MPS → ``"fp32"`` (without those instructions bf16 is
+    emulated). ``"amp-bf16"`` / ``"amp-fp16"`` force autocast (``"amp-fp16"`` needs CUDA);
+    ``"fp32"`` turns it off. Weights stay float32 in every case."""
     import torch
 
     if precision not in SAM2_PRECISIONS:
         raise ValueError(f"SAM2 precision must be one of {SAM2_PRECISIONS}, got {precision!r}")
     dev = torch.device(device) if device is not None else env.get_device()
     if precision == "auto":
-        if dev.type != "cuda":
-            return "fp32"
-        return "amp-bf16" if torch.cuda.is_bf16_supported() else "amp-fp16"
+        if dev.type == "cuda":
+            return "amp-bf16" if torch.cuda.is_bf16_supported() else "amp-fp16"
+        return "amp-bf16" if dev.type == "cpu" and env.cpu_flags() & {"avx512_bf16", "amx_bf16"} else "fp32"
     if precision == "amp-fp16" and dev.type != "cuda":
         raise ValueError("SAM2 precision 'amp-fp16' needs a CUDA device; use 'fp32' or 'amp-bf16' on a CPU")
     return precision

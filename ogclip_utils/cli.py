@@ -400,11 +400,20 @@ def cmd_checkpoints(argv: list[str] | None = None) -> int:
                    help=f"registry names (default: CLIP ViT-B/16 and SAM2.1 tiny); known: {', '.join(sorted(weights.REGISTRY))}")
     p.add_argument("--list", action="store_true", help="list the registry and what is on disk")
     a = p.parse_args(argv)
+    def mb(ck) -> str:
+        return "size unknown" if ck.approx_mb is None else f"~{ck.approx_mb:,.0f} MB"
+
     if a.list:
         for ck in weights.REGISTRY.values():
             path = paths.cache_dir("checkpoints") / ck.filename
-            print(f"{ck.name:28s} {'on disk' if path.exists() else 'missing':8s} {ck.url}")
+            print(f"{ck.name:28s} {'on disk' if path.exists() else 'missing':8s} {mb(ck):>11s}  {ck.url}")
         return 0
+    todo = [weights.entry(n) for n in a.names]
+    todo = [ck for ck in todo if ck.kind != "inpainting" and not weights.checkpoint_path(ck.name).exists()]
+    if todo:
+        total = sum(ck.approx_mb or 0 for ck in todo)
+        print(f"to download into {paths.cache_dir('checkpoints')}: " + ", ".join(f"{ck.name} ({mb(ck)})" for ck in todo)
+              + f"; about {total:,.0f} MB at most (sizes from parameter counts at 4 bytes each)")
     for n in a.names:
         ck = weights.entry(n)
         if ck.kind == "inpainting":

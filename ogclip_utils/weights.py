@@ -33,6 +33,15 @@ class Checkpoint:
     sha256: str | None = None  # where known
     kind: str = "clip"  # clip | sam2 | detector | inpainting
     extra: dict = field(default_factory=dict)
+    params_m: float | None = None  # parameters (millions): our stand-in's count, or the publisher's model card
+
+    @property
+    def approx_mb(self) -> float | None:
+        """The download's size in MB: exact where ``size`` is known, else an upper estimate from
+        ``params_m`` at 4 bytes per parameter (a file stored in fp16 is about half)."""
+        if self.size is not None:
+            return self.size / 1e6
+        return None if self.params_m is None else self.params_m * 4.0
 
 
 SAM2_BASE = "https://dl.fbaipublicfiles.com/segment_anything_2/092824"
@@ -44,6 +53,7 @@ REGISTRY: dict[str, Checkpoint] = {
         "vit_b_16_openai.safetensors",
         kind="clip",
         extra={"arch": "ViT-B-16-quickgelu"},
+        params_m=149.6,  # open_clip ViT-B-16-quickgelu (the stand-in's count)
     ),
     **{
         f"sam2.1-hiera-{size}": Checkpoint(
@@ -52,8 +62,10 @@ REGISTRY: dict[str, Checkpoint] = {
             f"sam2.1_hiera_{size}.pt",
             kind="sam2",
             extra={"config": f"configs/sam2.1/sam2.1_hiera_{short}.yaml"},
+            params_m=params,  # SAM2's model table
         )
-        for size, short in (("tiny", "t"), ("small", "s"), ("base_plus", "b+"), ("large", "l"))
+        for size, short, params in (("tiny", "t", 38.9), ("small", "s", 46.0), ("base_plus", "b+", 80.8),
+                                    ("large", "l", 224.4))
     },
     # a diffusers folder: every file of the Hub repository's main branch that from_pretrained reads,
     # fetched one by one by download() into $OGCLIP_CACHE/diffusers/<filename>/
@@ -78,12 +90,14 @@ REGISTRY: dict[str, Checkpoint] = {
         "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth",
         kind="detector",
         extra={"format": "torchvision state dict"},
+        params_m=19.4,  # torchvision's model table
     ),
     "yolo11n": Checkpoint(
         "yolo11n",
         "https://github.com/ultralytics/assets/releases/download/v8.3.0/yolo11n.pt",
         "yolo11n.pt",
         kind="detector",
+        params_m=2.6,  # ultralytics' model table
     ),
 }
 SAM2_ALIASES = {"sam2.1-hiera-base-plus": "sam2.1-hiera-base_plus", "sam2.1-hiera-b+": "sam2.1-hiera-base_plus",

@@ -151,3 +151,19 @@ def test_local_file_prefers_the_given_checkpoint_then_the_cache(tmp_path, monkey
     given = tmp_path / "mine.pt"
     given.write_bytes(b"y")
     assert weights.local_file("sam2.1-hiera-tiny", given) == given
+
+
+def test_checkpoints_command_states_the_download_size_first(tmp_path, monkeypatch, capsys):
+    from ogclip_utils import cli, weights
+
+    monkeypatch.setenv("OGCLIP_CACHE", str(tmp_path))
+    fetched = []
+    monkeypatch.setattr(weights, "download", lambda name, *a, **k: fetched.append(name) or tmp_path / name)
+    assert cli.main(["checkpoints"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("to download into") and "clip-vit-b-16-openai (~598 MB)" in out[0]
+    assert "sam2.1-hiera-tiny (~156 MB)" in out[0] and "about 754 MB at most" in out[0]
+    assert fetched == ["clip-vit-b-16-openai", "sam2.1-hiera-tiny"]
+    assert weights.entry("sd2-inpainting").approx_mb == 5200.0
+    assert cli.main(["checkpoints", "--list"]) == 0
+    assert "~898 MB" in capsys.readouterr().out

@@ -205,6 +205,7 @@ def real_pipeline_speed(photo: str = "chelsea", points_per_side: int = 32, segme
             shutil.rmtree(tmp, ignore_errors=True)
     return {"photo": photo, "image_hw": list(image.shape[:2]), "device": dev, "clip": clip.name,
             "clip_precision": getattr(clip, "precision", "fp32"), "segmenter": segmenter,
+            "segmenter_precision": getattr(seg, "ogclip_precision", "fp32"),
             "weights": "official" if real else "random-init stand-ins (speeds only)", "threads": torch.get_num_threads(),
             "warmed_up": bool(warmup),
             "guided": {"seconds": round(guided_s, 3), "stages_s": {k: round(float(v), 3) for k, v in res.timings.items()},

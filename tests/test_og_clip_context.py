@@ -249,7 +249,7 @@ def test_lesson_is_mode_aware_and_shrinks_for_the_smoke_run(monkeypatch):
     monkeypatch.setenv("OGCLIP_SMOKE", "1")
     L = og_clip.lesson("offline")
     assert L.mode == "offline" and L.clip.name == "tiny-shapes" and len(L.pretrained) >= 2
-    assert len(L.test) == 3 and L.steps == 3
+    assert len(L.test) == 2 and L.steps == 3
     assert {s.kind for s in L.test} == {"relational", "attribute"}
 
 

@@ -188,10 +188,10 @@ def lesson(mode: str | None = None) -> Lesson:
     clip, seg = models.default_models(mode)
     # the smoke run's sizes: ViT-B/16 encodes ~5 crops per caption and baseline on the CPU, about
     # 0.2 s each, so (8, 4) test + (16, 8) train captions took 190 of the notebook's 230 s
-    rel, att = (2, 1) if tiny else (TEST_SCENES["relational"], TEST_SCENES["attribute"])
+    rel, att = (1, 1) if tiny else (TEST_SCENES["relational"], TEST_SCENES["attribute"])
     train_n = (4, 2) if tiny else (1000, 300)
-    # 100 in-notebook steps (about 1.3 min on 2 CPU cores; 150 took 1.9 min of CI's 20-minute budget)
-    steps, batch = (3, 4) if tiny else (100, 32)
+    # 60 in-notebook steps (about 45 s on 2 CPU cores; 150 took 1.9 min of CI's 20-minute budget)
+    steps, batch = (3, 4) if tiny else (60, 32)
     if mode == "offline":
         return Lesson(mode, clip, seg, test_samples(rel, att), train_samples(*train_n), steps,
                       [load_pretrained(seed=s) for s in PRETRAINED_SEEDS if pretrained_path(s).is_file()],

@@ -271,8 +271,9 @@ REAL_LESSON_SETS = ("pascal-voc", "coco-object", "coco-stuff")
 
 
 def cache_root(name: str) -> Path:
-    """Where a real dataset lives in the project's one cache: ``$OGCLIP_CACHE/datasets/<name>/``."""
-    return paths.cache_dir("datasets") / paths.safe_name(name, max_len=80, keep_dots=True, default="dataset")
+    """Where a real dataset lives in the project's one cache: ``$OGCLIP_CACHE/datasets/<name>/``
+    (:func:`ogclip_utils.paths.dataset_dir`)."""
+    return paths.dataset_dir(name)
 
 
 def find_real(names: Sequence[str] = REAL_LESSON_SETS) -> tuple[str, Path] | None:

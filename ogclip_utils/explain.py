@@ -83,7 +83,7 @@ STEPS: list[Step] = [
          'Everything the segmenter is asked: green stars are positive, red crosses negative points. One query per region — instead of a blind grid of points.',
          vx.step_all_prompts),
     Step('sam_candidates', 'SAM candidates',
-         'For every prompt the segmenter returns three nested masks with a quality score (SAM2: a part, the object and the whole, scored by its predicted IoU; the classical stand-in: tighter to looser colour thresholds, scored by stability).',
+         'For every prompt the segmenter returns three nested masks with a quality score (SAM2: a part, the object and the whole, scored by its predicted IoU; the classical stand-in: the piece around the click, the flat-colour region and that region with whatever touches it, scored by the stability of the region times the IoU of each candidate with the region).',
          vx.step_candidates, pages=vx.prompt_pages),
     Step('mask_selection', 'Best-mask selection',
          'The candidate kept for each prompt (highest score, or best agreement with the CLIP region).',

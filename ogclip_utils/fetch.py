@@ -3,7 +3,7 @@
 ``coco-val2017``: COCO val2017's instance annotations (``annotations_trainval2017.zip``,
 241 MB, downloaded once; only ``instances_val2017.json`` is unpacked) and then a fixed list of
 val2017 images fetched **one by one** — the first ``--images`` images, in id order, that
-notebook 05's real mode can use (``og_clip.folder.coco_image_ids``: at least two polygon objects
+notebook 05's real mode can use (``og_clip.folder.coco_usable_images``: at least two polygon objects
 of ≥ 1024 px², one of a unique category) — instead of the 0.8 GB image archive. Every file goes
 through :func:`ogclip_utils.weights.download` (progress bar, resume of a ``.part`` file with an
 HTTP Range request, atomic rename). COCO publishes no checksums, so the first download records
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import paths, weights
-from .og_clip.folder import coco_image_ids
+from .og_clip.folder import coco_usable_images
 
 COCO_ANNOTATIONS_URL = "http://images.cocodataset.org/annotations/annotations_trainval2017.zip"
 COCO_ANNOTATIONS_MB = 241  # the zip's size as cocodataset.org lists it
@@ -49,7 +49,7 @@ class FetchReport:
 
 def coco_root() -> Path:
     """``$OGCLIP_CACHE/datasets/coco`` (the folder notebook 05's real mode reads)."""
-    return paths.cache_dir("datasets") / "coco"
+    return paths.dataset_dir("coco")
 
 
 def plan_coco_val2017(images: int) -> str:
@@ -127,9 +127,8 @@ def fetch_coco_val2017(images: int = 200, progress: bool = True, timeout: float 
         except zipfile.BadZipFile as exc:
             raise weights.CheckpointError(f"{root / zip_rel} is not a zip file ({exc}); delete it and run again") from exc
         (root / zip_rel).unlink()  # 241 MB we no longer need; the manifest keeps its checksum
-    ids = coco_image_ids(ann)[:images]
-    coco = json.loads(ann.read_text())
-    files = {i["id"]: i["file_name"] for i in coco["images"]}
+    usable = coco_usable_images(ann)[:images]
+    ids, files = [i for i, _ in usable], dict(usable)
     from tqdm.auto import tqdm
 
     for image_id in tqdm(ids, desc="val2017 images", disable=not progress):

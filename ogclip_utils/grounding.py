@@ -356,7 +356,11 @@ def _choose(clip, dets: list[Detection], crops: list[np.ndarray], emb: np.ndarra
         scores, qs = emb @ t, [None] * len(dets)
     else:
         qs = queries if queries is not None else pseudo_queries(clip, emb, [d.box for d in dets])
-        scores = _text_embeddings(clip, qs, templates) @ t
+        # one score per distinct query, so that boxes with the same description tie exactly (a
+        # matrix product may round rows differently by their position, and by CPU) and the
+        # first of them wins on every machine
+        uniq, inv = np.unique(np.asarray(qs, dtype=object), return_inverse=True)
+        scores = (_text_embeddings(clip, list(uniq), templates) @ t)[inv.reshape(-1)]
     cands = [Candidate(d.box, float(s), d.confidence, d.label, c, q) for d, s, c, q in zip(dets, scores, crops, qs)]
     k = int(np.argmax(scores))
     return GroundingResult(cands[k].box, cands[k].score, cands, expression, text, method)

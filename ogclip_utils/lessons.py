@@ -162,7 +162,7 @@ REFCOCOG_HOWTO = ("RefCOCOg (umd) is not in $OGCLIP_CACHE/datasets/refcocog/ (no
 def refcocog_root() -> Path | None:
     """The RefCOCOg folder real mode uses: ``$OGCLIP_REFCOCOG``, else ``$OGCLIP_CACHE/datasets/refcocog``
     when it exists; None when neither does."""
-    for root in (os.environ.get("OGCLIP_REFCOCOG"), paths.cache_dir("datasets") / "refcocog"):
+    for root in (os.environ.get("OGCLIP_REFCOCOG"), paths.dataset_dir("refcocog")):
         if root and Path(root).expanduser().is_dir():
             return Path(root).expanduser()
     return None

@@ -70,20 +70,26 @@ def segmentation_metrics(preds: Iterable[np.ndarray] | np.ndarray, gts: Iterable
     return out
 
 
-def retrieval_metrics(similarity: np.ndarray, ks: Sequence[int] = (1, 5)) -> dict:
+def retrieval_metrics(similarity: np.ndarray, ks: Sequence[int] = (1, 5), tie_tolerance: float = 0.0) -> dict:
     """Retrieval metrics of an images×texts similarity matrix whose matching pairs are on the diagonal.
 
     Returns percentages ``i2t_r1, i2t_r5, t2i_r1, t2i_r5`` and ``mean_rank`` (1-based rank of the
     true match, averaged over both directions) plus ``i2t_mean_rank``/``t2i_mean_rank``.
-    Ties count against the query (the true item ranks after every item with an equal score)."""
+    Ties count against the query (the true item ranks after every item with an equal score);
+    scores within ``tie_tolerance`` (relative, at least absolute) of the true one count as equal —
+    the same embedding at another row of a float32 matrix product differs in the last bits, and
+    differently on another CPU."""
     s = np.asarray(similarity, dtype=np.float64)
     if s.ndim != 2 or s.shape[0] != s.shape[1] or s.shape[0] == 0:
         raise ValueError(f"similarity must be a non-empty square images×texts matrix, got shape {s.shape}")
     if not np.isfinite(s).all():
         raise ValueError("similarity contains NaN or infinite values")
+    if not tie_tolerance >= 0:
+        raise ValueError(f"tie_tolerance must be >= 0, got {tie_tolerance!r}")
     d = np.diag(s)
-    i2t_rank = (s >= d[:, None]).sum(1)  # rank of the true text for each image (1 = best)
-    t2i_rank = (s >= d[None, :]).sum(0)
+    eps = tie_tolerance * np.maximum(1.0, np.abs(d))
+    i2t_rank = (s >= (d - eps)[:, None]).sum(1)  # rank of the true text for each image (1 = best)
+    t2i_rank = (s >= (d - eps)[None, :]).sum(0)
     out = {}
     for k in ks:
         out[f"i2t_r{k}"] = float(100.0 * (i2t_rank <= k).mean())

@@ -137,12 +137,14 @@ def demo(out_dir: str | os.PathLike = "outputs") -> int:
 NUMERIC_CONFIGS: dict[str, dict[str, str]] = {
     "default": {},
     "threads1": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "OPENBLAS_CORETYPE": "Haswell"},
     "scalar": {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ONEDNN_MAX_CPU_ISA": "SSE41",
-               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+               "OPENBLAS_CORETYPE": "Prescott", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
 }
 """Numeric configurations one machine can imitate: the environment variables choose torch's
-vectorised kernels (``ATEN_CPU_CAPABILITY``), MKL's and oneDNN's instruction sets and the
+vectorised kernels (``ATEN_CPU_CAPABILITY``), MKL's and oneDNN's instruction sets, numpy's
+OpenBLAS kernels (``OPENBLAS_CORETYPE``: numpy's matrix products do not go through torch) and the
 thread count. ``scalar`` is the one ``make test-portable`` runs: it differs from every real
 processor's default, so a knife-edge output shows up there whatever machine runs it."""
 

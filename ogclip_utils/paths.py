@@ -37,6 +37,12 @@ def cache_dir(kind: str = "") -> Path:
     return path
 
 
+def dataset_dir(name: str) -> Path:
+    """Where a real dataset lives in the project's one cache: ``$OGCLIP_CACHE/datasets/<name>/``
+    (``name`` sanitised for a path; the folder itself is not created)."""
+    return cache_dir("datasets") / safe_name(name, max_len=80, keep_dots=True, default="dataset")
+
+
 def safe_name(name: object, max_len: int = 40, keep_dots: bool = False, default: str = "item") -> str:
     """A file-name-safe version of ``name``: ASCII letters, digits, ``-`` and ``_`` (and ``.``
     with ``keep_dots``, never leading), no path separators, at most ``max_len`` characters,

@@ -282,6 +282,10 @@ def choose_mask(masks: np.ndarray, scores: np.ndarray, region: np.ndarray | None
 
     ``rule="score"``: the highest segmenter score; ``"agreement"``: the highest IoU with the
     CLIP region. Masks smaller than ``min_area`` or larger than ``max_area`` pixels are never chosen.
+    With ``"score"``, when the best-scoring candidate is smaller than ``min_area`` or larger than
+    ``max_area`` the prompt is dropped: the segmenter's best reading of the click is a speck or
+    the background, and another, lower-scoring candidate (a piece of the background, or a
+    speck together with its neighbour) is not taken instead.
     """
     if rule not in MASK_CHOICES:
         raise ValueError(f"mask_choice must be one of {MASK_CHOICES}, got {rule!r}")
@@ -292,6 +296,13 @@ def choose_mask(masks: np.ndarray, scores: np.ndarray, region: np.ndarray | None
         agree = np.where(union > 0, inter / np.maximum(union, 1), 0.0).astype(np.float32)
     else:
         agree = np.zeros(len(masks), np.float32)
+    if rule == "score":
+        best = int(np.argmax(scores))
+        if areas[best] < max(1, min_area):
+            return -1, agree, f"best candidate smaller than {min_area} px (score {float(scores[best]):.2f})"
+        if max_area is not None and areas[best] > max_area:
+            return -1, agree, (f"best candidate larger than {max_area} px (background?; score "
+                                f"{float(scores[best]):.2f})")
     ok = areas >= max(1, min_area)
     if max_area is not None:
         ok &= areas <= max_area

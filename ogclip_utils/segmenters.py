@@ -10,8 +10,6 @@ scores C, low-res logits C×256×256)`` calls.
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -28,7 +26,8 @@ class ClassicalSegmenter:
     ``set_image(image)`` stores the image as float RGB (and its smoothed copy);
     ``predict(point_coords, point_labels, box=None, multimask_output=True)`` returns
     ``(masks C×H×W bool, scores C float32, low_res_logits C×256×256 float32)`` with C = 3
-    nested candidates (small ⊆ middle ⊆ large) or C = 1 without ``multimask_output``.
+    nested candidates — *part* ⊆ *object* ⊆ *whole*, SAM's three granularities — or C = 1 (the
+    object) without ``multimask_output``.
 
     How one prediction works (region growing in colour space):
 
@@ -40,21 +39,32 @@ class ClassicalSegmenter:
     3. the *surround colours* are sampled in a ring 2–4 px outside the core (pixels that
        are not object-coloured) plus the colours at negative points; ``N(x)`` is a pixel's
        distance to the nearest surround colour;
-    4. candidate ``k`` is the connected part of ``D < alpha_k · N`` (``alpha`` = 0.6, 1, 1.6)
-       that holds a positive point, limited to ``grow`` px around the core. ``alpha = 1``
-       is the perpendicular bisector between object and surround colour: for an
-       anti-aliased edge (a linear blend of the two colours) it keeps exactly the pixels
-       with coverage ≥ 0.5 — the shapes world's ground-truth rule;
-    5. the score is a stability score, as in SAM: the IoU of the candidate's masks at
-       ``alpha·(1 − delta)`` and ``alpha·(1 + delta)`` — high when the boundary does not
-       move as the threshold changes, i.e. when the colour edge is sharp.
+    4. the **object** is the connected part of ``D < alpha · N`` that holds a positive point,
+       limited to ``grow`` px around the core. ``alpha = 1`` is the perpendicular bisector
+       between object and surround colour: for an anti-aliased edge (a linear blend of the two
+       colours) it keeps exactly the pixels with coverage ≥ 0.5 — the shapes world's
+       ground-truth rule;
+    5. the **part** is the object within ``part_scale`` × its equivalent radius √(area/π) of
+       the nearest positive point — the piece around the click (the object itself when the
+       object is no wider than that);
+    6. the **whole** is the object together with every region touching it that is not
+       background-coloured (far from every colour on the image border): objects that touch
+       form one whole (the object itself when nothing touches it);
+    7. the scores play the part of SAM's predicted IoU: the object's *stability score* (the IoU
+       of its masks at ``alpha·(1 − delta)`` and ``alpha·(1 + delta)``: high when the boundary
+       does not move as the threshold changes, i.e. when the colour edge is sharp) times each
+       candidate's IoU with the object. The stand-in believes the flat-colour region is what
+       you meant, so the object always ranks first and the part and the whole score by how
+       much of it they miss or add; SAM2 learned its ranking and may put the part or the
+       whole first when a click is ambiguous.
 
     Negative points add their colour to the surround set and, when a negative point is still
     inside a candidate (same colour as the object), cut the candidate spatially: pixels
     nearer to a negative point than to every positive point are removed. A box limits all
     candidates to the box; a box without positive points uses the most interior pixel of the
     region whose colour differs most from the box border as its positive point.
-    The low-resolution logits are ``alpha·N − D`` (positive inside) resized to 256×256.
+    The low-resolution logits are ``alpha·N − D`` (positive inside; for the part and the whole
+    the same magnitude, signed by the candidate) resized to 256×256.
 
     Limits (honest): this works because shapes-world objects are flat-coloured regions on a
     smoother, differently coloured background. On photos it is a colour flood fill: it
@@ -66,27 +76,31 @@ class ClassicalSegmenter:
     Args:
         core_tolerance: colour distance (0–255 RGB units) of the seed flood fill.
         smooth: Gaussian sigma (px) of the image the flood fill runs on.
-        alphas: the three bisector factors of the nested candidates (ascending).
-        grow: how many pixels a candidate may extend beyond the core.
+        alpha: the object's bisector factor (1 = pixels with coverage ≥ 0.5).
+        part_scale: the part's radius over the object's equivalent radius, in (0, 1).
+        grow: how many pixels the object may extend beyond the core.
         delta: relative threshold offset of the stability score.
     """
 
-    def __init__(self, core_tolerance: float = 24.0, alphas: Sequence[float] = (0.6, 1.0, 1.6),
+    def __init__(self, core_tolerance: float = 24.0, alpha: float = 1.0, part_scale: float = 0.6,
                  grow: int = 3, delta: float = 0.15, smooth: float = 0.0):
         if not core_tolerance > 0:
             raise ValueError(f"core_tolerance must be > 0 (RGB distance), got {core_tolerance}")
-        alphas = tuple(float(a) for a in alphas)
-        if len(alphas) != 3 or not all(a > 0 for a in alphas) or list(alphas) != sorted(alphas):
-            raise ValueError(f"alphas must be three ascending positive factors, got {alphas}")
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0 (1 = the bisector between object and surround colour), got {alpha}")
+        if not 0 < part_scale < 1:
+            raise ValueError(f"part_scale must be in (0, 1) (the part's radius over the object's), got {part_scale}")
         if not 0 < delta < 1:
             raise ValueError(f"delta must be in (0, 1), got {delta}")
         self.core_tolerance = float(core_tolerance)
-        self.alphas = alphas
+        self.alpha = float(alpha)
+        self.part_scale = float(part_scale)
         self.grow = int(grow)
         self.delta = float(delta)
         self.smooth = float(smooth)
         self._img: np.ndarray | None = None
         self._orig_hw: tuple[int, int] | None = None
+        self._not_background: np.ndarray | None = None
 
     # SAM2ImagePredictor compatibility
     @property
@@ -104,6 +118,7 @@ class ClassicalSegmenter:
         self._smoothed = (ndi.gaussian_filter(self._img, sigma=(self.smooth, self.smooth, 0))
                           if self.smooth > 0 else self._img)
         self._orig_hw = arr.shape[:2]
+        self._not_background = None  # computed by the first _whole
 
     # ------------------------------------------------------------------ internals
     def _patch_colour(self, x: float, y: float) -> np.ndarray:
@@ -164,12 +179,12 @@ class ClassicalSegmenter:
             point_coords: (K, 2) float (x, y) in pixels of the image given to ``set_image``.
             point_labels: (K,) 1 = positive (on the object), 0 = negative (not on it).
             box: optional (x0, y0, x1, y1) in pixels; the mask stays inside it.
-            multimask_output: three nested candidates (True) or the middle one only.
+            multimask_output: three nested candidates, part ⊆ object ⊆ whole (True), or the object only.
             mask_input, return_logits, normalize_coords: accepted for SAM2 compatibility;
                 ignored (masks are always bool, coordinates always pixels).
 
         Returns:
-            masks (C, H, W) bool, scores (C,) float32 stability scores in [0, 1],
+            masks (C, H, W) bool, scores (C,) float32 in [0, 1] (stability × IoU with the object),
             low-res logits (C, 256, 256) float32 (positive inside).
         """
         if self._img is None:
@@ -210,27 +225,68 @@ class ClassicalSegmenter:
             ys, xs = np.nonzero(allowed)
             win = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
             N[win] = self._dist(allrefs.astype(np.float32), win)
+        cut = np.ones((H, W), bool)
         if len(neg):  # spatial cut: pixels nearer a negative point than any positive point
             yy, xx = np.mgrid[0:H, 0:W]
             dpos = np.min([(xx - x) ** 2 + (yy - y) ** 2 for x, y in pos], axis=0)
             dneg = np.min([(xx - x) ** 2 + (yy - y) ** 2 for x, y in neg], axis=0)
-            allowed &= dpos <= dneg
+            cut = dpos <= dneg
+            allowed &= cut
 
         def grow_mask(alpha: float) -> np.ndarray:
-            m = self._component((D < alpha * N) & allowed, seeds)
-            return m
+            return self._component((D < alpha * N) & allowed, seeds)
 
-        alphas = self.alphas if multimask_output else (self.alphas[1],)
-        masks, scores, logits = [], [], []
-        for a in alphas:
-            m = grow_mask(a)
-            lo, hi = grow_mask(a * (1 - self.delta)), grow_mask(a * (1 + self.delta))
-            union = float(hi.sum())
-            scores.append(float((lo & hi).sum()) / union if union > 0 else 0.0)
-            masks.append(m)
-            lg = np.where(allowed, a * N - D, -np.maximum(D, 1.0)).astype(np.float32) / 10.0
-            logits.append(resize_float(lg, LOWRES))
+        a = self.alpha
+        obj = grow_mask(a)
+        lo, hi = grow_mask(a * (1 - self.delta)), grow_mask(a * (1 + self.delta))
+        stability = float((lo & hi).sum()) / max(float((lo | hi).sum()), 1.0)
+        obj_logits = np.where(allowed, a * N - D, -np.maximum(D, 1.0)).astype(np.float32) / 10.0
+        if not multimask_output:
+            return (obj[None], np.asarray([stability], np.float32),
+                    resize_float(obj_logits, LOWRES)[None].astype(np.float32))
+        part = self._part(obj, seeds)
+        whole = self._whole(obj, seeds, inside & cut)
+        masks = [part, obj, whole]
+        area = max(float(obj.sum()), 1.0)
+        # score = stability × IoU with the object (part ⊆ object ⊆ whole, so the IoU is an area ratio)
+        scores = [stability * float(part.sum()) / area, stability, stability * area / max(float(whole.sum()), 1.0)]
+        # low-res logits: the object's colour margin, signed by each candidate (positive inside)
+        mag = np.abs(obj_logits) + 0.1
+        logits = [resize_float(obj_logits if m is obj else np.where(m, mag, -mag).astype(np.float32), LOWRES)
+                  for m in masks]
         return np.stack(masks), np.asarray(scores, np.float32), np.stack(logits).astype(np.float32)
+
+    def _part(self, obj: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """The object within ``part_scale`` × its equivalent radius √(area/π) of the nearest
+        positive point (the piece around the click), as one connected piece holding a seed."""
+        H, W = obj.shape
+        click = np.ones((H, W), bool)
+        click[seeds[:, 0], seeds[:, 1]] = False
+        r = self.part_scale * np.sqrt(max(float(obj.sum()), 1.0) / np.pi)
+        part = self._component(obj & (ndi.distance_transform_edt(click) <= r), seeds)
+        return part if part.any() else obj.copy()
+
+    def _whole(self, obj: np.ndarray, seeds: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+        """The object and every region touching it (within 2 px, at least 3 px thick) that is not
+        background-coloured (farther than ``2 × core_tolerance`` from every colour on the
+        smoothed image's border; limited to ``allowed``): objects that touch form one whole, as
+        a cup and its saucer. The object itself when nothing touches it."""
+        if self._not_background is None:  # once per image
+            sm = self._smoothed
+            border = np.concatenate([sm[0], sm[-1], sm[:, 0], sm[:, -1]])
+            border = border[:: max(1, len(border) // 128)].astype(np.float32)
+            self._not_background = self._dist(border, smoothed=True) >= 2.0 * self.core_tolerance
+        fg = self._not_background & allowed
+        # regions at least 3 px thick (an opening drops the object's own anti-aliased fringe)
+        # that come within 2 px of the object
+        extra = ndi.binary_opening(fg & ~obj, structure=np.ones((3, 3), bool))
+        lab, n = ndi.label(extra)
+        near = np.unique(lab[ndi.binary_dilation(obj, iterations=2)])
+        near = near[near > 0]
+        if not len(near):
+            return obj.copy()
+        touching = ndi.binary_dilation(np.isin(lab, near), iterations=1) & fg
+        return self._component(obj | touching, seeds)
 
 
 SAM2_PRECISIONS = ("auto", "fp32", "amp-bf16", "amp-fp16")

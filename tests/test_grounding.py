@@ -178,6 +178,18 @@ def test_pseudo_queries_take_words_from_crops_and_size_from_boxes(random_clip):
     assert qs == ["the large blue square", "the small blue square", "the red circle"]
 
 
+def test_pseudo_query_ties_go_to_the_first_box(random_clip):
+    """Boxes with the same description score exactly alike, so the first wins on every CPU."""
+    from ogclip_utils.detectors import Detection
+
+    dets = [Detection((0, 0, 10, 10), 1.0, "a"), Detection((20, 0, 30, 10), 1.0, "b"), Detection((40, 0, 50, 10), 1.0, "c")]
+    qs = ["the red circle", "the blue square", "the blue square"]
+    emb = np.zeros((3, 4), np.float32)
+    r = grounding._choose(random_clip, dets, [None] * 3, emb, "the blue square", "the blue square", ("a {}",), "pseudo", qs)
+    assert r.candidates[1].score == r.candidates[2].score
+    assert r.box == dets[1].box
+
+
 def test_trained_model_grounds_attribute_expressions(trained_clip):
     # masked crops (the default for the shapes detector) on 40 crowded scenes: measured 89 % on
     # 80 scenes with seeds 71000000…; a clear margin below it still catches a broken model or crop

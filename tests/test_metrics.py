@@ -82,6 +82,15 @@ def test_retrieval_metrics_hand_case():
         metrics.retrieval_metrics(np.zeros((2, 3)))
 
 
+def test_retrieval_metrics_count_float_noise_as_a_tie():
+    # column 1: the wrong image scores 0.5 - 1e-7 against the true 0.5, float noise of a matrix product
+    s = np.array([[0.9, 0.5 - 1e-7], [0.1, 0.5]])
+    assert metrics.retrieval_metrics(s)["t2i_r1"] == pytest.approx(100.0)  # exact comparison: the true image wins
+    assert metrics.retrieval_metrics(s, tie_tolerance=1e-5)["t2i_r1"] == pytest.approx(50.0)  # a tie, counted against
+    with pytest.raises(ValueError, match="tie_tolerance"):
+        metrics.retrieval_metrics(s, tie_tolerance=-1.0)
+
+
 def test_box_and_mask_iou():
     assert metrics.box_iou((0, 0, 2, 2), (1, 1, 3, 3)) == pytest.approx(1 / 7)
     a = np.zeros((4, 4), bool); a[:2] = True

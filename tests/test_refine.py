@@ -35,6 +35,44 @@ def test_classical_interface_shapes_and_nesting():
     assert m1.shape == (1, 64, 64) and s1.shape == (1,)
 
 
+def test_classical_candidates_are_part_object_whole_ranked_by_score():
+    """Part ⊊ object ⊊ whole when another object touches; the object scores highest, and each
+    other score is the object's times the candidate's IoU with it."""
+    img = np.full((80, 80, 3), 128, np.uint8)
+    img[10:50, 10:50] = (220, 30, 30)   # a red square ...
+    img[20:40, 50:70] = (30, 60, 220)   # ... with a blue bar touching its right side
+    seg = ClassicalSegmenter()
+    seg.set_image(img)
+    (part, obj, whole), scores, _ = seg.predict(np.array([[30, 30]]), np.array([1]))
+    red = np.zeros((80, 80), bool)
+    red[10:50, 10:50] = True
+    both = red.copy()
+    both[20:40, 50:70] = True
+    assert metrics.mask_iou(obj, red) > 0.99 and metrics.mask_iou(whole, both) > 0.97
+    assert part.sum() < 0.6 * obj.sum() and part[30, 30] and np.all(part <= obj) and np.all(obj <= whole)
+    assert int(np.argmax(scores)) == 1
+    np.testing.assert_allclose(scores[0], scores[1] * part.sum() / obj.sum(), rtol=1e-5)
+    np.testing.assert_allclose(scores[2], scores[1] * obj.sum() / whole.sum(), rtol=1e-5)
+    # a lone object: nothing touches it, so the whole is the object itself
+    lone = np.full((80, 80, 3), 128, np.uint8)
+    lone[20:60, 20:60] = (30, 60, 220)
+    seg.set_image(lone)
+    (part, obj, whole), _, _ = seg.predict(np.array([[40, 40]]), np.array([1]))
+    assert np.array_equal(obj, whole) and part.sum() < obj.sum()
+
+
+def test_choose_mask_drops_a_click_whose_best_reading_is_background():
+    big = np.zeros((3, 10, 10), bool)
+    big[0, :2, :6] = True      # a 12-px piece of the background
+    big[1:, :, :] = True       # the background itself, 100 px
+    k, _, why = refine.choose_mask(big, np.array([0.2, 0.95, 0.9], np.float32), None, "score", max_area=50)
+    assert k == -1 and "background" in why and "0.95" in why
+    k, _, _ = refine.choose_mask(big, np.array([0.99, 0.95, 0.9], np.float32), None, "score", max_area=50)
+    assert k == 0  # the piece is the best reading: kept
+    k, _, why = refine.choose_mask(big, np.array([0.99, 0.95, 0.9], np.float32), None, "score", max_area=50, min_area=20)
+    assert k == -1 and "smaller than 20" in why  # the best reading is a speck: dropped, not its neighbour
+
+
 def test_classical_negative_point_cuts_same_colour_region():
     img = np.full((64, 64, 3), 128, np.uint8)
     img[20:40, 4:60] = (220, 30, 30)  # one long red bar

@@ -20,7 +20,7 @@ import torch
 from .. import metrics
 from ..grounding import pseudo_queries
 from ..arrays import crop_box, mask_box, masked_crop, resize_rgb
-from .context import ContextSample
+from .context import TIE_TOLERANCE, ContextSample
 from .guided import GuidedCLIP
 from .guided_train import ContextData, _by_kind, _object_batch, _Tokens, object_scores, within_scene  # noqa: F401
 
@@ -67,9 +67,11 @@ def _baseline_embeddings(clip, samples: Sequence[ContextSample], method: str) ->
     for s in samples:
         e = emb[k:k + len(s.masks)]
         k += len(s.masks)
-        if method == "pseudo-query":
-            e = clip.encode_texts(pseudo_queries(clip, e, [mask_box(m) for m in s.masks])).numpy()
-        out.append(e)
+        out.append(pseudo_queries(clip, e, [mask_box(m) for m in s.masks]) if method == "pseudo-query" else e)
+    if method == "pseudo-query":  # every distinct description encoded once: equal words, equal vectors
+        uniq = sorted({q for qs in out for q in qs})
+        table = dict(zip(uniq, clip.encode_texts(uniq).numpy()))
+        out = [np.stack([table[q] for q in qs]) for qs in out]
     return out
 
 
@@ -110,10 +112,12 @@ def context_galleries(samples: Sequence[ContextSample], size: int = 16, seed: in
 
 def gallery_retrieval(target_emb: np.ndarray, text_emb: np.ndarray, galleries: Sequence[np.ndarray]) -> dict[str, float]:
     """Text→image R@1 / R@5 (percent) and mean rank (1-based) inside each gallery, averaged over
-    queries. ``target_emb``/``text_emb`` N×E: each sample's target object and its caption."""
+    queries. ``target_emb``/``text_emb`` N×E: each sample's target object and its caption.
+    Scores within :data:`~ogclip_utils.og_clip.context.TIE_TOLERANCE` of the true pair's are ties
+    (counted against the query)."""
     r1, r5, rank, n = 0.0, 0.0, 0.0, 0
     for g in galleries:
-        m = metrics.retrieval_metrics(target_emb[g] @ text_emb[g].T)
+        m = metrics.retrieval_metrics(target_emb[g] @ text_emb[g].T, tie_tolerance=TIE_TOLERANCE)
         r1 += m["t2i_r1"] * len(g)
         r5 += m["t2i_r5"] * len(g)
         rank += m["t2i_mean_rank"] * len(g)

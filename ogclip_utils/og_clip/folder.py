@@ -188,10 +188,17 @@ def _read_coco(ann_path: Path) -> dict:
     return coco
 
 
-def coco_image_ids(annotation_file: str | os.PathLike, min_area: float = 1024.0, min_objects: int = 2) -> list[int]:
-    """The ids, in order, of the images :func:`coco_samples` can use (what ``python -m
+def coco_usable_images(annotation_file: str | os.PathLike, min_area: float = 1024.0,
+                       min_objects: int = 2) -> list[tuple[int, str]]:
+    """``(id, file_name)``, in order, of the images :func:`coco_samples` can use (what ``python -m
     ogclip_utils datasets coco-val2017`` fetches one by one)."""
-    return [int(info["id"]) for info, _ in _coco_usable(_read_coco(Path(annotation_file)), min_area, min_objects)]
+    return [(int(info["id"]), str(info["file_name"]))
+            for info, _ in _coco_usable(_read_coco(Path(annotation_file)), min_area, min_objects)]
+
+
+def coco_image_ids(annotation_file: str | os.PathLike, min_area: float = 1024.0, min_objects: int = 2) -> list[int]:
+    """The ids of :func:`coco_usable_images`."""
+    return [i for i, _ in coco_usable_images(annotation_file, min_area, min_objects)]
 
 
 def coco_samples(annotation_file: str | os.PathLike, image_dir: str | os.PathLike, max_images: int | None = None,

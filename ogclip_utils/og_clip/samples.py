@@ -49,7 +49,7 @@ def coco_val2017() -> tuple[Path, Path] | None:
     """(annotation file, image folder) of COCO val2017 in its published layout under
     ``$OGCLIP_CACHE/datasets/coco/`` (``annotations/instances_val2017.json``, ``val2017/``),
     or None when it is not there (then :data:`COCO_HOWTO` says how to get it)."""
-    root = paths.cache_dir("datasets") / "coco"
+    root = paths.dataset_dir("coco")
     ann, img = root / "annotations" / "instances_val2017.json", root / "val2017"
     return (ann, img) if ann.is_file() and img.is_dir() else None
 

@@ -120,6 +120,19 @@ def mask_overlay(image: np.ndarray, mask: np.ndarray, color: Sequence[int] = (30
     return img.round().astype(np.uint8)
 
 
+def show_mask(ax, image: np.ndarray, mask: np.ndarray, dim: float = 0.35, color: str = "white") -> None:
+    """Draw ``image`` on ``ax`` with the pixels outside ``mask`` dimmed to ``dim`` × their
+    brightness and the mask's outline in ``color`` (black halo): the object keeps its own
+    colour, so a blue mask on a blue object stays visible. Empty masks draw the dimmed image."""
+    img = np.asarray(image, np.float32).copy()
+    m = np.asarray(mask, bool)
+    img[~m] *= float(dim)
+    ax.imshow(img.round().astype(np.uint8))
+    if m.any() and not m.all():
+        ax.contour(m.astype(float), levels=[0.5], colors=["black"], linewidths=2.2)
+        ax.contour(m.astype(float), levels=[0.5], colors=[color], linewidths=1.0)
+
+
 def show_points(ax, points: np.ndarray, labels: np.ndarray, size: int = 120) -> None:
     """Green stars for positive points (label 1), red crosses for negative ones (label 0)."""
     pts = np.asarray(points, float).reshape(-1, 2)

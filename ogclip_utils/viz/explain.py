@@ -266,8 +266,8 @@ def step_all_prompts(v):
 
 # ----------------------------------------------------------------------------- steps 14–18: the segmenter
 def step_candidates(v, page: int = 0):
-    """Every prompt's candidates, :data:`PROMPTS_PER_PAGE` prompts per page (:func:`prompt_pages`)."""
-    pal = _palette(v)
+    """Every prompt's candidates (outlined, the image outside dimmed), :data:`PROMPTS_PER_PAGE`
+    prompts per page (:func:`prompt_pages`)."""
     page = _page(page, prompt_pages(v))
     first = page * PROMPTS_PER_PAGE
     shown = v.candidates[first:first + PROMPTS_PER_PAGE]
@@ -278,7 +278,7 @@ def step_candidates(v, page: int = 0):
         q = v.prompts[cand.prompt_index] if 0 <= cand.prompt_index < len(v.prompts) else None
         for j in range(len(cand.masks)):
             a = axes[r, j]
-            a.imshow(draw.mask_overlay(v.image, cand.masks[j], color=pal[int(cand.class_id) % len(pal)]))
+            draw.show_mask(a, v.image, cand.masks[j])
             if q is not None:
                 draw.show_points(a, q.points, q.labels, size=40)
             star = " ✓" if j == cand.chosen else ""

@@ -73,7 +73,7 @@ def inside_points(regions: dict, n: int = 3, size: float = 2.6):
 
 def point_vs_box(image: np.ndarray, answers, size: float = 2.3):
     """One row per :class:`ogclip_utils.refine.PromptAnswer`: the image with the prompt (green
-    star or yellow box), then each candidate mask as a contour over the image, titled with its
+    star or yellow box), then each candidate mask outlined (the image outside it dimmed), titled with its
     score; the best-scored candidate's title is starred. Returns the Figure."""
     n = 1 + max(len(a.masks) for a in answers)
     fig, axes = plt.subplots(len(answers), n, figsize=(size * n, size * len(answers)), squeeze=False)
@@ -88,9 +88,7 @@ def point_vs_box(image: np.ndarray, answers, size: float = 2.3):
         row[0].set_title(f"{a.kind} prompt", fontsize=9)
         best = int(np.argmax(a.scores)) if len(a.scores) else -1
         for k, (m, sc) in enumerate(zip(a.masks, a.scores)):
-            row[k + 1].imshow(draw.mask_overlay(image, m))
-            if m.any():
-                row[k + 1].contour(m.astype(float), levels=[0.5], colors=["#1f77b4"], linewidths=1.2)
+            draw.show_mask(row[k + 1], image, m)
             row[k + 1].set_title(f"{'★ ' if k == best else ''}candidate {k}: {sc:.2f}", fontsize=9)
     fig.tight_layout()
     return fig
@@ -154,7 +152,8 @@ def show_prompts(result, ax=None, size: float = 4.0):
 
 def show_candidates(result, prompts: Sequence[int] | None = None, size: float = 2.4):
     """For each prompt (default: the first four), its three candidates with their scores and
-    CLIP-region agreement; the chosen one is framed in green."""
+    CLIP-region agreement (each candidate outlined, the image outside it dimmed); the chosen
+    one is framed in green."""
     cands = result.candidates
     idx = list(prompts) if prompts is not None else list(range(min(4, len(cands))))
     if not idx:
@@ -172,7 +171,7 @@ def show_candidates(result, prompts: Sequence[int] | None = None, size: float = 
         a.set_title(f"prompt {i}: {_name(result, p.class_id)}", fontsize=8)
         for k in range(len(c.masks)):
             a = ax[r * (C + 1) + 1 + k]
-            a.imshow(draw.mask_overlay(result.image, c.masks[k], (30, 144, 255), 0.6))
+            draw.show_mask(a, result.image, c.masks[k])
             draw.show_points(a, p.points, p.labels, size=40)
             a.set_title(f"#{k} score {c.scores[k]:.2f} · agree {c.agreement[k]:.2f}", fontsize=8)
             if k == c.chosen:

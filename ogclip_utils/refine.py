@@ -303,6 +303,7 @@ def choose_mask(masks: np.ndarray, scores: np.ndarray, region: np.ndarray | None
         if max_area is not None and areas[best] > max_area:
             return -1, agree, (f"best candidate larger than {max_area} px (background?; score "
                                 f"{float(scores[best]):.2f})")
+        return best, agree, ""
     ok = areas >= max(1, min_area)
     if max_area is not None:
         ok &= areas <= max_area
@@ -310,8 +311,7 @@ def choose_mask(masks: np.ndarray, scores: np.ndarray, region: np.ndarray | None
         why = (f"all candidates smaller than {min_area} px" if not (areas >= max(1, min_area)).any()
                else f"all candidates larger than {max_area} px (background?)")
         return -1, agree, why
-    key = scores if rule == "score" else agree + 1e-3 * scores
-    key = np.where(ok, key, -np.inf)
+    key = np.where(ok, agree + 1e-3 * scores, -np.inf)
     return int(np.argmax(key)), agree, ""
 
 
